@@ -1,0 +1,843 @@
+#!/usr/bin/env python3
+"""Real-synthesis health probe for the TTS service.
+
+A TTS instance is healthy only when it answers a tiny synthesis request with real audio: the
+expected HTTP status, an audio Content-Type, a body recognised as audio and, for WAV, long enough
+and not silent. A fake ``/health`` that returns ``{"status": "ok"}`` proves nothing about the model.
+
+Standard library only, Python 3.9+: this file also runs on bare hosts, where Keepalived's
+vrrp_script calls it through ``bin/tts-synthesis-check``. Everything that decides "does it speak"
+imports it (Ansible module, on-host check, image HEALTHCHECK, drill load generator).
+
+Public API: probe(), analyze_audio(), main() (the CLI) and ProbeArgumentError.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import http.client
+import inspect
+import io
+import json
+import math
+import operator
+import os
+import re
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+from urllib.parse import urljoin, urlsplit
+
+__all__ = ["ProbeArgumentError", "analyze_audio", "main", "probe"]
+
+DEFAULT_PAYLOAD = {"text": "a"}
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+MAX_REDIRECTS = 5
+# Digital silence has no finite dBFS value; reporting a floor keeps results valid JSON.
+SILENCE_FLOOR_DBFS = -120.0
+
+# RMS is estimated from at most this many windows spread evenly over the samples, so that
+# measuring a multi-megabyte body stays cheap (the drill analyses every response).
+_RMS_WINDOWS = 16
+_RMS_WINDOW_FRAMES = 4096
+_READ_CHUNK = 64 * 1024
+_REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+# Methods that carry no body by convention, so the default payload is not sent with them.
+_BODYLESS_METHODS = ("GET", "HEAD", "OPTIONS")
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_WAVE_PCM = 0x0001
+_WAVE_FLOAT = 0x0003
+_WAVE_EXTENSIBLE = 0xFFFE
+_WAV_STREAMING_SIZE = 0xFFFFFFFF
+# array typecode holding a 32-bit signed int ("i" everywhere in practice, "l" on odd ABIs).
+_INT32 = "i" if array.array("i").itemsize == 4 else "l"
+_RESULT_KEYS = (
+    "healthy", "reason", "url", "status", "content_type", "bytes", "latency_ms", "audio_format",
+    "sample_rate", "channels", "duration_s", "rms_dbfs", "instance", "checks",
+)
+
+
+class ProbeArgumentError(ValueError):
+    """An invalid probe() argument.
+
+    ``argument`` names the probe() parameter, so callers can report it under their own option
+    name (Ansible option, CLI flag) instead of as a failed health check.
+    """
+
+    def __init__(self, argument, detail):
+        super().__init__(f"{argument}: {detail}")
+        self.argument = argument
+        self.detail = detail
+
+
+class _Failure(Exception):
+    """The exchange failed in a way that has a ready-made human reason."""
+
+
+# --------------------------------------------------------------------------------------------
+# Audio analysis
+# --------------------------------------------------------------------------------------------
+
+def analyze_audio(body):
+    """Identify the audio in ``body`` and, for WAV, measure it.
+
+    Returns a dict: format ("wav", "mp3", "ogg", "flac" or None), sample_rate, channels,
+    bits_per_sample, encoding ("pcm"/"float"), duration_s, rms_dbfs, streaming (WAV sizes left at
+    0/0xFFFFFFFF by a streaming writer) and error (None, or a sentence saying why the body is not
+    usable audio). Only WAV is measured; the other formats are recognised by their magic bytes.
+    Never raises on bad input.
+    """
+    info = {
+        "format": None, "sample_rate": None, "channels": None, "bits_per_sample": None,
+        "encoding": None, "duration_s": None, "rms_dbfs": None, "streaming": False, "error": None,
+    }
+    view = memoryview(body).cast("B")
+    head = bytes(view[:12])
+    if not head:
+        info["error"] = "empty body"
+    elif head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        info["format"] = "wav"
+        _analyze_wav(view, info)
+    elif head[:4] == b"OggS":
+        info["format"] = "ogg"
+    elif head[:4] == b"fLaC":
+        info["format"] = "flac"
+    elif head[:3] == b"ID3" or _is_mp3_frame_header(head):
+        info["format"] = "mp3"
+    else:
+        info["error"] = f"body is not recognised audio (starts with {_preview(view)})"
+    return info
+
+
+def _is_mp3_frame_header(head):
+    """MPEG audio frame sync plus the header fields that have reserved/invalid values."""
+    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    version = (head[1] >> 3) & 0x03
+    layer = (head[1] >> 1) & 0x03
+    bitrate_index = head[2] >> 4
+    rate_index = (head[2] >> 2) & 0x03
+    # Layer bits 00 also rules out ADTS AAC, which shares the sync word.
+    return version != 1 and layer != 0 and bitrate_index != 0x0F and rate_index != 3
+
+
+def _analyze_wav(view, info):
+    """Walk the RIFF chunks for fmt and data, then measure duration and RMS."""
+    size = len(view)
+    if size < 12:
+        info["error"] = "WAV header is truncated"
+        return
+    riff_size = struct.unpack_from("<I", view, 4)[0]
+    fmt = None
+    data = None
+    pos = 12
+    while pos + 8 <= size and (fmt is None or data is None):
+        chunk_id = bytes(view[pos:pos + 4])
+        chunk_size = struct.unpack_from("<I", view, pos + 4)[0]
+        start = pos + 8
+        present = size - start
+        if chunk_id == b"data":
+            # Streaming writers cannot seek back to patch sizes: they leave 0xFFFFFFFF, or 0 in
+            # both RIFF and data. Then the data runs to the end of the body.
+            if chunk_size == _WAV_STREAMING_SIZE or (
+                    chunk_size == 0 and riff_size in (0, _WAV_STREAMING_SIZE)):
+                info["streaming"] = True
+                data = view[start:]
+            elif chunk_size > present:
+                info["error"] = (f"WAV data chunk declares {chunk_size} bytes but only {present}"
+                                 " are present (truncated)")
+                return
+            else:
+                data = view[start:start + chunk_size]
+        elif chunk_size > present:
+            info["error"] = (f"WAV {chunk_id.decode('latin-1')!r} chunk declares {chunk_size}"
+                             f" bytes but only {present} are present (truncated)")
+            return
+        elif chunk_id == b"fmt ":
+            fmt = _parse_wav_fmt(view, start, chunk_size, info)
+            if fmt is None:
+                return
+        pos = start + chunk_size + (chunk_size & 1)  # chunks are padded to even sizes
+    if fmt is None:
+        info["error"] = "WAV has no fmt chunk"
+        return
+    if data is None:
+        info["error"] = "WAV has no data chunk"
+        return
+    rate, channels, bits, encoding = fmt
+    frame_size = channels * bits // 8
+    frames = len(data) // frame_size
+    info["duration_s"] = round(frames / rate, 4)
+    if frames:
+        info["rms_dbfs"] = _rms_dbfs(data, frames, frame_size, bits, encoding)
+        if info["rms_dbfs"] is None:
+            info["error"] = "WAV float samples contain NaN or infinity"
+
+
+def _parse_wav_fmt(view, start, chunk_size, info):
+    """Return (rate, channels, bits, encoding), or None with info["error"] set."""
+    if chunk_size < 16:
+        info["error"] = f"WAV fmt chunk is {chunk_size} bytes, expected at least 16"
+        return None
+    tag, channels, rate, _byte_rate, _block_align, bits = struct.unpack_from("<HHIIHH", view, start)
+    if tag == _WAVE_EXTENSIBLE and chunk_size >= 40:
+        # WAVE_FORMAT_EXTENSIBLE: the real format tag opens the SubFormat GUID.
+        tag = struct.unpack_from("<H", view, start + 24)[0]
+    if tag == _WAVE_PCM and bits in (8, 16, 24, 32):
+        encoding = "pcm"
+    elif tag == _WAVE_FLOAT and bits in (32, 64):
+        encoding = "float"
+    else:
+        info["error"] = f"unsupported WAV encoding (format tag 0x{tag:04x}, {bits} bits per sample)"
+        return None
+    if channels == 0 or rate == 0:
+        info["error"] = f"WAV fmt chunk declares {channels} channels at {rate} Hz"
+        return None
+    info.update(sample_rate=rate, channels=channels, bits_per_sample=bits, encoding=encoding)
+    return rate, channels, bits, encoding
+
+
+def _rms_dbfs(data, frames, frame_size, bits, encoding):
+    """RMS level of the samples in dBFS (full-scale sine = -3 dBFS); None if not finite."""
+    total = 0.0
+    count = 0
+    for first, last in _rms_windows(frames):
+        samples, full_scale = _decode_samples(bytes(data[first * frame_size:last * frame_size]),
+                                              bits, encoding)
+        total += sum(map(operator.mul, samples, samples)) / (full_scale * full_scale)
+        count += len(samples)
+    if not math.isfinite(total):
+        return None
+    rms = math.sqrt(total / count)
+    if rms == 0.0:
+        return SILENCE_FLOOR_DBFS
+    return round(max(SILENCE_FLOOR_DBFS, 20.0 * math.log10(rms)), 2)
+
+
+def _rms_windows(frames):
+    """Frame ranges to measure: everything when short, else evenly spread windows."""
+    if frames <= _RMS_WINDOWS * _RMS_WINDOW_FRAMES:
+        return [(0, frames)]
+    step = (frames - _RMS_WINDOW_FRAMES) // (_RMS_WINDOWS - 1)
+    return [(i * step, i * step + _RMS_WINDOW_FRAMES) for i in range(_RMS_WINDOWS)]
+
+
+def _decode_samples(chunk, bits, encoding):
+    """Little-endian WAV sample bytes -> (sequence of numbers, full-scale value)."""
+    if bits == 8:
+        return [byte - 128 for byte in chunk], 128.0  # 8-bit WAV is unsigned
+    if encoding == "float":
+        samples, full_scale = array.array("f" if bits == 32 else "d"), 1.0
+    elif bits == 16:
+        samples, full_scale = array.array("h"), 32768.0
+    else:
+        if bits == 24:
+            # No 24-bit array type: place each sample in the top 3 bytes of an int32.
+            wide = bytearray(len(chunk) // 3 * 4)
+            for offset in range(3):
+                wide[offset + 1::4] = chunk[offset::3]
+            chunk = wide
+        samples, full_scale = array.array(_INT32), 2.0 ** 31
+    samples.frombytes(chunk)
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples, full_scale
+
+
+def _preview(data, limit=60):
+    """Short printable excerpt of a body for reasons, e.g. "'<!DOCTYPE html>...'"."""
+    text = " ".join(bytes(data[:limit * 2]).decode("utf-8", "replace").split())
+    if len(text) > limit or len(data) > limit * 2:
+        text = text[:limit] + "..."
+    return repr(text)
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP with one deadline for everything
+# --------------------------------------------------------------------------------------------
+
+def _remaining(deadline):
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise socket.timeout("probe deadline reached")
+    return left
+
+
+class _DeadlineSocket:
+    """Socket facade that re-arms the timeout to the time left before every operation.
+
+    A plain socket timeout applies per recv(), so a server trickling one byte at a time could
+    stretch a probe indefinitely; here every read and write shares the probe's deadline.
+    """
+
+    def __init__(self, sock, deadline):
+        self._sock = sock
+        self._deadline = deadline
+
+    def sendall(self, data):
+        self._sock.settimeout(_remaining(self._deadline))
+        self._sock.sendall(data)
+
+    def recv_into(self, buffer):
+        self._sock.settimeout(_remaining(self._deadline))
+        return self._sock.recv_into(buffer)
+
+    def makefile(self, mode="rb"):  # http.client reads responses through this
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def close(self):
+        self._sock.close()
+
+
+class _DeadlineReader(io.RawIOBase):
+    def __init__(self, sock):
+        super().__init__()
+        self._sock = sock
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        return self._sock.recv_into(buffer)
+
+
+class _Exchange:
+    """State of one probe's HTTP exchange; `phase` says what a timeout interrupted."""
+
+    def __init__(self, deadline, ssl_context):
+        self.deadline = deadline
+        self.ssl_context = ssl_context
+        self.phase = "starting"
+        self.host = None
+        self.port = None
+        self.status = None
+        self.headers = None
+        self.received = 0
+        self.body = b""
+
+
+class _DeadlineConnection(http.client.HTTPConnection):
+    """HTTP(S) connection whose DNS lookup, connect, TLS handshake and I/O share a deadline."""
+
+    def __init__(self, host, port, exchange, ssl_context):
+        super().__init__(host, port)
+        self._exchange = exchange
+        self._ssl_context = ssl_context
+        if ssl_context is not None:
+            self.default_port = 443  # keeps the Host header free of ":443"
+
+    def connect(self):
+        exchange = self._exchange
+        exchange.phase = f"resolving {self.host}"
+        addresses = _resolve(self.host, self.port, exchange.deadline)
+        exchange.phase = f"connecting to {self.host}:{self.port}"
+        sock = _connect_any(addresses, exchange.deadline)
+        if self._ssl_context is not None:
+            exchange.phase = f"in the TLS handshake with {self.host}"
+            try:
+                sock.settimeout(_remaining(exchange.deadline))
+                sock = self._ssl_context.wrap_socket(sock, server_hostname=self.host)
+            except BaseException:
+                sock.close()
+                raise
+        self.sock = _DeadlineSocket(sock, exchange.deadline)
+
+
+def _resolve(host, port, deadline):
+    """getaddrinfo() ignores socket timeouts, so run it in a thread we can stop waiting for."""
+    outcome = {}
+
+    def lookup():
+        try:
+            outcome["addresses"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=lookup, name="tts-probe-dns", daemon=True)
+    worker.start()
+    worker.join(_remaining(deadline))
+    if worker.is_alive():
+        raise socket.timeout(f"resolving {host} took too long")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["addresses"]
+
+
+def _connect_any(addresses, deadline):
+    """Connect to the first address that accepts (IPv6/IPv4 fallback), within the deadline."""
+    last_error = OSError("no addresses")
+    for family, kind, proto, _name, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(_remaining(deadline))
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+            if isinstance(exc, socket.timeout):
+                break  # the deadline is spent; trying further addresses cannot succeed
+    raise last_error
+
+
+def _exchange_once(exchange, url, method, body, headers, max_bytes):
+    """Send one request and read the full response into `exchange`."""
+    parts = urlsplit(url)
+    exchange.host = parts.hostname
+    exchange.port = parts.port or (443 if parts.scheme == "https" else 80)
+    context = exchange.ssl_context if parts.scheme == "https" else None
+    conn = _DeadlineConnection(exchange.host, exchange.port, exchange, context)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    try:
+        conn.connect()
+        exchange.phase = "sending the request"
+        conn.request(method, path, body=body, headers=headers)
+        exchange.phase = "waiting for response headers"
+        response = conn.getresponse()
+        exchange.status = response.status
+        exchange.headers = response.headers
+        exchange.phase = "reading the body"
+        declared = response.getheader("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise _Failure(f"Content-Length {declared} exceeds max_bytes {max_bytes}")
+        chunks = []
+        while True:
+            try:
+                chunk = response.read(min(_READ_CHUNK, max_bytes + 1 - exchange.received))
+            except http.client.IncompleteRead as exc:
+                raise _Failure(f"response body truncated: connection closed after"
+                               f" {exchange.received + len(exc.partial)} bytes,"
+                               f" {exc.expected} more were announced") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            exchange.received += len(chunk)
+            if exchange.received > max_bytes:
+                raise _Failure(f"response body exceeds max_bytes {max_bytes}")
+        exchange.body = b"".join(chunks)
+    finally:
+        conn.close()
+
+
+def _follow(exchange, url, method, body, headers, max_bytes, follow_redirects, tls):
+    """Run the exchange, following at most MAX_REDIRECTS redirects when asked."""
+    for _hop in range(MAX_REDIRECTS + 1):
+        _exchange_once(exchange, url, method, body, headers, max_bytes)
+        status = exchange.status
+        if not follow_redirects or status not in _REDIRECT_STATUSES:
+            return
+        location = exchange.headers.get("Location")
+        if not location:
+            raise _Failure(f"redirect {status} without a Location header")
+        url = urljoin(url, location)
+        scheme = urlsplit(url).scheme
+        if scheme not in ("http", "https"):
+            raise _Failure(f"redirect {status} to unsupported URL {url!r}")
+        if scheme == "https" and exchange.ssl_context is None:
+            exchange.ssl_context = _ssl_context(*tls)
+        if status == 303:
+            # "See Other" means: fetch the result with GET. 301/302/307/308 repeat the
+            # synthesis request as is, since the text has to reach the new location.
+            method, body = "GET", None
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    raise _Failure(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _describe_failure(exc, exchange, timeout):
+    """Human reason for an exchange that produced no complete response."""
+    phase = exchange.phase
+    if isinstance(exc, _Failure):
+        return str(exc)
+    if isinstance(exc, socket.timeout):
+        received = f" ({exchange.received} bytes received)" if exchange.status else ""
+        return f"timed out after {timeout:g} s {phase}{received}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed for {exchange.host}: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error {phase}: {exc.reason or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused by {exchange.host}:{exchange.port}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve {exchange.host}: {exc.strerror}"
+    if isinstance(exc, OSError):
+        return f"network error {phase}: {exc.strerror or exc}"
+    return f"invalid HTTP response {phase}: {exc.__class__.__name__}: {exc}"
+
+
+# --------------------------------------------------------------------------------------------
+# Argument validation
+# --------------------------------------------------------------------------------------------
+
+def _check_url(url):
+    if not isinstance(url, str):
+        raise ProbeArgumentError("url", f"must be a string, got {type(url).__name__}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError as exc:
+        raise ProbeArgumentError("url", f"{exc} in {url!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", url):
+        raise ProbeArgumentError("url", f"must be an http:// or https:// URL with a host, got {url!r}")
+
+
+def _check_number(name, value, minimum=None, exclusive=False, optional=False):
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ProbeArgumentError(name, f"must be a finite number, got {value!r}")
+    if minimum is not None and (value < minimum or (exclusive and value == minimum)):
+        raise ProbeArgumentError(name, f"must be {'>' if exclusive else '>='} {minimum:g}, got {value!r}")
+
+
+def _check_text(name, value):
+    if value is not None and not isinstance(value, str):
+        raise ProbeArgumentError(name, f"must be a string, got {type(value).__name__}")
+
+
+def _encode_payload(method, payload):
+    """Request body and the Content-Type it implies (None: leave it to the caller)."""
+    if payload is None:
+        if method in _BODYLESS_METHODS:
+            return None, None
+        payload = DEFAULT_PAYLOAD
+    if isinstance(payload, (dict, list)):
+        try:
+            return json.dumps(payload).encode("utf-8"), "application/json"
+        except (TypeError, ValueError) as exc:
+            raise ProbeArgumentError("payload", f"cannot be encoded as JSON: {exc}") from None
+    if isinstance(payload, str):
+        return payload.encode("utf-8"), None
+    if isinstance(payload, (bytes, bytearray)):
+        return bytes(payload), None
+    raise ProbeArgumentError(
+        "payload", f"must be a dict or list (sent as JSON), str or bytes, got {type(payload).__name__}")
+
+
+def _build_headers(headers, content_type):
+    merged = {"User-Agent": "tts-ha-probe", "Accept": "audio/*, */*;q=0.1", "Connection": "close"}
+    if content_type:
+        merged["Content-Type"] = content_type
+    if headers is None:
+        return merged
+    if not isinstance(headers, dict):
+        raise ProbeArgumentError("headers", f"must be a dict, got {type(headers).__name__}")
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _TOKEN_RE.fullmatch(name):
+            raise ProbeArgumentError("headers", f"invalid header name {name!r}")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ProbeArgumentError("headers", f"value of {name} must be a string")
+        value = str(value)
+        if any(char in value for char in "\r\n\0"):
+            raise ProbeArgumentError("headers", f"value of {name} contains a line break or NUL")
+        for existing in [key for key in merged if key.lower() == name.lower()]:
+            del merged[existing]
+        merged[name] = value
+    return merged
+
+
+def _status_codes(expected_status):
+    codes = (expected_status,) if isinstance(expected_status, int) else expected_status
+    try:
+        codes = tuple(codes)
+    except TypeError:
+        codes = ()
+    if not codes or any(isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599
+                        for code in codes):
+        raise ProbeArgumentError(
+            "expected_status", f"must be one or more HTTP status codes (100-599), got {expected_status!r}")
+    return codes
+
+
+def _ssl_context(validate_certs, ca_path, client_cert, client_key):
+    for name, path in (("ca_path", ca_path), ("client_cert", client_cert), ("client_key", client_key)):
+        _check_text(name, path)
+        if path is not None and not os.path.exists(path):
+            raise ProbeArgumentError(name, f"{path!r} does not exist")
+    if client_key and not client_cert:
+        raise ProbeArgumentError("client_key", "needs client_cert")
+    try:
+        if ca_path and os.path.isdir(ca_path):
+            context = ssl.create_default_context(capath=ca_path)
+        else:
+            context = ssl.create_default_context(cafile=ca_path or None)
+    except (ssl.SSLError, OSError) as exc:
+        raise ProbeArgumentError("ca_path", f"cannot load CA certificates: {exc}") from None
+    if not validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if client_cert:
+        try:
+            context.load_cert_chain(client_cert, client_key or None)
+        except (ssl.SSLError, OSError) as exc:
+            raise ProbeArgumentError("client_cert", f"cannot load client certificate: {exc}") from None
+    return context
+
+
+# --------------------------------------------------------------------------------------------
+# The probe
+# --------------------------------------------------------------------------------------------
+
+def _blank_result(url, reason, latency_ms=0.0):
+    result = dict.fromkeys(_RESULT_KEYS)
+    result.update(healthy=False, reason=reason, url=url, bytes=0, latency_ms=latency_ms, checks={})
+    return result
+
+
+def probe(url, method="POST", payload=None, headers=None, timeout=3.0, validate_certs=True,
+          ca_path=None, client_cert=None, client_key=None, expected_status=(200,),
+          content_type_prefix="audio/", min_duration_s=0.02, min_rms_dbfs=-60.0,
+          max_latency_ms=None, max_bytes=DEFAULT_MAX_BYTES, instance_header="X-TTS-Instance",
+          follow_redirects=False):
+    """Ask ``url`` to synthesise a tiny text and judge whether real audio came back.
+
+    payload: None sends ``{"text": "a"}`` (nothing for GET/HEAD/OPTIONS); a dict or list is sent
+    as JSON, str/bytes as the raw body. ``timeout`` bounds the whole probe (DNS, connect, TLS,
+    request, every byte of the response, redirects). None disables min_duration_s, min_rms_dbfs,
+    content_type_prefix and instance_header. Environment proxies are deliberately not used: the
+    check must reach the instance itself.
+
+    Returns a dict with the keys of _RESULT_KEYS; ``checks`` holds only the checks that were
+    evaluated (request, status, content_type, audio, duration, rms, latency). Network and HTTP
+    problems become ``healthy: False`` with a reason; only invalid arguments raise
+    (ProbeArgumentError, a ValueError).
+    """
+    _check_url(url)
+    if not isinstance(method, str) or not _TOKEN_RE.fullmatch(method):
+        raise ProbeArgumentError("method", f"must be an HTTP method name, got {method!r}")
+    method = method.upper()
+    body, body_type = _encode_payload(method, payload)
+    request_headers = _build_headers(headers, body_type)
+    _check_number("timeout", timeout, 0, exclusive=True)
+    expected = _status_codes(expected_status)
+    _check_text("content_type_prefix", content_type_prefix)
+    _check_text("instance_header", instance_header)
+    _check_number("min_duration_s", min_duration_s, 0, optional=True)
+    _check_number("min_rms_dbfs", min_rms_dbfs, optional=True)
+    _check_number("max_latency_ms", max_latency_ms, 0, exclusive=True, optional=True)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ProbeArgumentError("max_bytes", f"must be a positive integer, got {max_bytes!r}")
+    tls = (validate_certs, ca_path, client_cert, client_key)
+    # Build the TLS context up front when it may be needed, so bad TLS options are argument
+    # errors; a plain-HTTP probe only builds one if redirected to https.
+    eager_tls = urlsplit(url).scheme == "https" or any(tls[1:])
+    started = time.monotonic()
+    exchange = _Exchange(started + timeout, _ssl_context(*tls) if eager_tls else None)
+    failure = None
+    try:
+        _follow(exchange, url, method, body, request_headers, max_bytes, follow_redirects, tls)
+    except ProbeArgumentError:
+        raise
+    except (_Failure, OSError, http.client.HTTPException, ValueError) as exc:
+        # ValueError: http.client raises it for malformed chunked bodies.
+        failure = _describe_failure(exc, exchange, timeout)
+
+    result = _blank_result(url, failure, round((time.monotonic() - started) * 1000.0, 1))
+    result.update(status=exchange.status, bytes=exchange.received)
+    if exchange.headers is not None:
+        result["content_type"] = exchange.headers.get("Content-Type")
+        if instance_header:
+            result["instance"] = exchange.headers.get(instance_header)
+    result["checks"]["request"] = failure is None
+    if failure is None:
+        problems = _evaluate(result, exchange, expected, content_type_prefix, min_duration_s,
+                             min_rms_dbfs, max_latency_ms)
+        result["healthy"] = not problems
+        result["reason"] = "; ".join(problems) or "ok"
+    return result
+
+
+def _evaluate(result, exchange, expected, content_type_prefix, min_duration_s, min_rms_dbfs,
+              max_latency_ms):
+    """Run the response checks, record them in result["checks"] and return the problems."""
+    checks = result["checks"]
+    status = exchange.status
+    checks["status"] = status in expected
+    if not checks["status"]:
+        # An error or redirect body is not meant to be audio: analysing it would only add noise.
+        if status in _REDIRECT_STATUSES:
+            location = exchange.headers.get("Location")
+            return [f"redirect {status} to {location!r} not followed (follow_redirects is off)"]
+        shown = f" (body {_preview(exchange.body)})" if exchange.body else ""
+        return [f"status {status} not in expected {list(expected)}{shown}"]
+
+    problems = []
+    if content_type_prefix:
+        content_type = result["content_type"] or ""
+        checks["content_type"] = content_type.lower().startswith(content_type_prefix.lower())
+        if not checks["content_type"]:
+            problems.append(f"content type {result['content_type']!r} does not start with"
+                            f" {content_type_prefix!r}")
+    audio = analyze_audio(exchange.body)
+    result.update(audio_format=audio["format"], sample_rate=audio["sample_rate"],
+                  channels=audio["channels"], duration_s=audio["duration_s"],
+                  rms_dbfs=audio["rms_dbfs"])
+    checks["audio"] = audio["error"] is None
+    if audio["error"]:
+        problems.append(audio["error"])
+    else:
+        # Only WAV is measured; MP3/OGG/FLAC pass on recognition alone.
+        if min_duration_s is not None and audio["duration_s"] is not None:
+            checks["duration"] = audio["duration_s"] >= min_duration_s
+            if not checks["duration"]:
+                problems.append(f"audio too short: {audio['duration_s']:g} s < min_duration"
+                                f" {min_duration_s:g} s")
+        if min_rms_dbfs is not None and audio["rms_dbfs"] is not None:
+            checks["rms"] = audio["rms_dbfs"] >= min_rms_dbfs
+            if not checks["rms"]:
+                problems.append(f"audio is silent: rms {audio['rms_dbfs']:.1f} dBFS < min_rms_dbfs"
+                                f" {min_rms_dbfs:g} dBFS")
+    if max_latency_ms is not None:
+        checks["latency"] = result["latency_ms"] <= max_latency_ms
+        if not checks["latency"]:
+            problems.append(f"latency {result['latency_ms']:.1f} ms > max_latency_ms {max_latency_ms:g}")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# CLI (Keepalived vrrp_script, image HEALTHCHECK)
+# --------------------------------------------------------------------------------------------
+
+_PROBE_DEFAULTS = {name: param.default for name, param in inspect.signature(probe).parameters.items()}
+# CLI flags whose name is not simply "--" + the probe() parameter with dashes.
+_CLI_FLAGS = {"min_duration_s": "--min-duration", "headers": "--header",
+              "payload": "--text/--payload-json", "validate_certs": "--insecure"}
+# Beyond the probe's own deadline, so that a hang nothing else catches still ends the process.
+_WATCHDOG_GRACE_S = 1.0
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # argparse would print usage text and exit 2; the check must print its JSON line instead.
+        raise _UsageError(message)
+
+
+def _cli_parser():
+    defaults = _PROBE_DEFAULTS
+    # SUPPRESS: options not given are left out, so probe() applies its own defaults.
+    parser = _Parser(prog="tts-synthesis-check", argument_default=argparse.SUPPRESS,
+                     description="Ask a TTS endpoint to synthesise a tiny text and check that real"
+                                 " audio comes back. Prints one JSON line; exit 0 healthy,"
+                                 " 1 unhealthy, 2 bad arguments.")
+    parser.add_argument("--url", required=True, help="synthesis endpoint (http:// or https://)")
+    parser.add_argument("--method", help=f"HTTP method (default {defaults['method']})")
+    body = parser.add_mutually_exclusive_group()
+    body.add_argument("--text", help='text to synthesise, sent as {"text": TEXT} (default "a")')
+    body.add_argument("--payload-json", help="request body: a JSON object or array")
+    parser.add_argument("--header", dest="headers", action="append", metavar="NAME:VALUE",
+                        help="extra request header (repeatable)")
+    parser.add_argument("--timeout", type=float,
+                        help=f"seconds for the whole probe (default {defaults['timeout']:g}); a"
+                             f" watchdog ends the process {_WATCHDOG_GRACE_S:g} s later")
+    parser.add_argument("--expected-status", type=int, action="append", metavar="CODE",
+                        help="acceptable HTTP status (repeatable; default 200)")
+    parser.add_argument("--content-type-prefix",
+                        help=f"required Content-Type prefix (default {defaults['content_type_prefix']})")
+    parser.add_argument("--min-duration", dest="min_duration_s", type=float, metavar="SECONDS",
+                        help=f"shortest acceptable WAV audio (default {defaults['min_duration_s']:g})")
+    parser.add_argument("--min-rms-dbfs", type=float,
+                        help=f"quietest acceptable WAV RMS level (default {defaults['min_rms_dbfs']:g})")
+    parser.add_argument("--max-latency-ms", type=float, help="slowest acceptable total time")
+    parser.add_argument("--max-bytes", type=int,
+                        help=f"largest acceptable body (default {defaults['max_bytes']})")
+    parser.add_argument("--instance-header",
+                        help=f"response header naming the instance (default {defaults['instance_header']})")
+    parser.add_argument("--follow-redirects", action="store_true", help="follow up to"
+                        f" {MAX_REDIRECTS} redirects (default: a redirect is unhealthy)")
+    parser.add_argument("--insecure", dest="validate_certs", action="store_false",
+                        help="do not verify the TLS certificate")
+    parser.add_argument("--ca-path", help="CA bundle file or directory for TLS verification")
+    parser.add_argument("--client-cert", help="client certificate (PEM) for mutual TLS")
+    parser.add_argument("--client-key", help="client key (PEM), if not inside --client-cert")
+    return parser
+
+
+def _cli_options(argv):
+    """Parsed CLI arguments as probe() keyword arguments."""
+    options = vars(_cli_parser().parse_args(argv))
+    text = options.pop("text", None)
+    payload_json = options.pop("payload_json", None)
+    if text is not None:
+        options["payload"] = {"text": text}
+    elif payload_json is not None:
+        try:
+            options["payload"] = json.loads(payload_json)
+        except ValueError as exc:
+            raise _UsageError(f"argument --payload-json: invalid JSON: {exc}") from None
+        if not isinstance(options["payload"], (dict, list)):
+            raise _UsageError("argument --payload-json: must be a JSON object or array")
+    if "headers" in options:
+        headers = {}
+        for item in options["headers"]:
+            name, colon, value = item.partition(":")
+            if not colon or not name.strip():
+                raise _UsageError(f"argument --header: expected NAME:VALUE, got {item!r}")
+            headers[name.strip()] = value.strip()
+        options["headers"] = headers
+    return options
+
+
+def _emit(result):
+    print(json.dumps(result), flush=True)
+
+
+def _start_watchdog(timeout, url, output_lock):
+    """Arm a timer that reports and ends the process if the probe overruns its timeout."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        return None  # probe() rejects such a timeout before doing any I/O
+    limit = timeout + _WATCHDOG_GRACE_S
+    started = time.monotonic()
+
+    def expire():
+        if output_lock.acquire(blocking=False):
+            elapsed_ms = round((time.monotonic() - started) * 1000.0, 1)
+            _emit(_blank_result(url, f"hard deadline of {limit:g} s exceeded", elapsed_ms))
+            os._exit(1)
+
+    timer = threading.Timer(limit, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def main(argv=None):
+    """CLI entry point: print one JSON result line; exit 0 healthy, 1 unhealthy, 2 bad arguments."""
+    try:
+        options = _cli_options(argv)
+    except _UsageError as exc:
+        _emit(_blank_result(None, f"invalid arguments: {exc}"))
+        return 2
+    url = options["url"]
+    output_lock = threading.Lock()
+    watchdog = _start_watchdog(options.get("timeout", _PROBE_DEFAULTS["timeout"]), url, output_lock)
+    try:
+        result = probe(**options)
+        code = 0 if result["healthy"] else 1
+    except ProbeArgumentError as exc:
+        flag = _CLI_FLAGS.get(exc.argument, "--" + exc.argument.replace("_", "-"))
+        result = _blank_result(url, f"invalid argument {flag}: {exc.detail}")
+        code = 2
+    except Exception as exc:  # noqa: BLE001 - a probe bug must still yield a verdict Keepalived can read
+        import traceback
+        traceback.print_exc()
+        result = _blank_result(url, f"internal error: {exc.__class__.__name__}: {exc}")
+        code = 1
+    if watchdog is not None:
+        watchdog.cancel()
+    if not output_lock.acquire(blocking=False):
+        threading.Event().wait()  # the watchdog is printing its verdict and ending the process
+    _emit(result)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
