@@ -277,6 +277,10 @@ class _DeadlineSocket:
     def __init__(self, sock, deadline):
         self._sock = sock
         self._deadline = deadline
+        # Like socket.makefile(): the connection and each reader hold a reference, and the
+        # socket closes with the last one (http.client closes the connection before the body
+        # of a "Connection: close" response has been read).
+        self._refs = 1
 
     def sendall(self, data):
         self._sock.settimeout(_remaining(self._deadline))
@@ -287,10 +291,13 @@ class _DeadlineSocket:
         return self._sock.recv_into(buffer)
 
     def makefile(self, mode="rb"):  # http.client reads responses through this
+        self._refs += 1
         return io.BufferedReader(_DeadlineReader(self))
 
     def close(self):
-        self._sock.close()
+        self._refs -= 1
+        if self._refs == 0:
+            self._sock.close()
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -303,6 +310,11 @@ class _DeadlineReader(io.RawIOBase):
 
     def readinto(self, buffer):
         return self._sock.recv_into(buffer)
+
+    def close(self):
+        if not self.closed:
+            self._sock.close()
+        super().close()
 
 
 class _Exchange:
@@ -387,6 +399,9 @@ def _connect_any(addresses, deadline):
 def _exchange_once(exchange, url, method, body, headers, max_bytes):
     """Send one request and read the full response into `exchange`."""
     parts = urlsplit(url)
+    exchange.status = exchange.headers = None  # a redirect hop starts afresh
+    exchange.received = 0
+    exchange.body = b""
     exchange.host = parts.hostname
     exchange.port = parts.port or (443 if parts.scheme == "https" else 80)
     context = exchange.ssl_context if parts.scheme == "https" else None
@@ -394,6 +409,7 @@ def _exchange_once(exchange, url, method, body, headers, max_bytes):
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    response = None
     try:
         conn.connect()
         exchange.phase = "sending the request"
@@ -422,6 +438,8 @@ def _exchange_once(exchange, url, method, body, headers, max_bytes):
                 raise _Failure(f"response body exceeds max_bytes {max_bytes}")
         exchange.body = b"".join(chunks)
     finally:
+        if response is not None:
+            response.close()
         conn.close()
 
 
@@ -520,7 +538,9 @@ def _encode_payload(method, payload):
 
 
 def _build_headers(headers, content_type):
-    merged = {"User-Agent": "tts-ha-probe", "Accept": "audio/*, */*;q=0.1", "Connection": "close"}
+    # no-cache: a health check must exercise the model, not the server's audio cache.
+    merged = {"User-Agent": "tts-ha-probe", "Accept": "audio/*, */*;q=0.1",
+              "Cache-Control": "no-cache", "Connection": "close"}
     if content_type:
         merged["Content-Type"] = content_type
     if headers is None:
