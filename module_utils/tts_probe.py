@@ -425,17 +425,20 @@ def _exchange_once(exchange, url, method, body, headers, max_bytes):
         chunks = []
         while True:
             try:
-                chunk = response.read(min(_READ_CHUNK, max_bytes + 1 - exchange.received))
-            except http.client.IncompleteRead as exc:
+                # read1: one socket read at a time, so `received` is exact when time runs out.
+                chunk = response.read1(min(_READ_CHUNK, max_bytes + 1 - exchange.received))
+            except http.client.IncompleteRead as exc:  # a chunked body cut short
                 raise _Failure(f"response body truncated: connection closed after"
-                               f" {exchange.received + len(exc.partial)} bytes,"
-                               f" {exc.expected} more were announced") from None
+                               f" {exchange.received + len(exc.partial)} bytes") from None
             if not chunk:
                 break
             chunks.append(chunk)
             exchange.received += len(chunk)
             if exchange.received > max_bytes:
                 raise _Failure(f"response body exceeds max_bytes {max_bytes}")
+        if response.length:  # http.client does not complain when Content-Length is not met
+            raise _Failure(f"response body truncated: connection closed after {exchange.received}"
+                           f" bytes, {response.length} more were announced")
         exchange.body = b"".join(chunks)
     finally:
         if response is not None:
