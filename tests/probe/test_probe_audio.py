@@ -7,8 +7,16 @@ import time
 import pytest
 import tts_probe
 from tts_probe_testlib import (
-    FLAC_BYTES, GOOD_WAV, MP3_BYTES, OGG_BYTES, RATE, chunk, encode_samples, riff_wav,
-    sine_samples, sine_wav,
+    FLAC_BYTES,
+    GOOD_WAV,
+    MP3_BYTES,
+    OGG_BYTES,
+    RATE,
+    chunk,
+    encode_samples,
+    riff_wav,
+    sine_samples,
+    sine_wav,
 )
 
 # RMS of a sine of amplitude 0.5: 0.5 / sqrt(2).
