@@ -20,7 +20,7 @@ description:
   - The checks are those of C(module_utils/tts_probe.py), shared with the on-host check
     C(bin/tts-synthesis-check) that Keepalived runs.
 author:
-  - tts-ha maintainers
+  - tts-ha maintainers (!UNKNOWN)
 notes:
   - Probing is read-only, so the module probes in check mode too and reports the real verdict.
     It never reports a change.
