@@ -1,0 +1,65 @@
+# tts-ha — the README's two commands are `make lab` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+BIN       := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+export ANSIBLE_CONFIG := $(abspath ansible.cfg)
+# Lab and molecule runs share one Docker engine: never let two overlap.
+LOCK      := flock /tmp/tts-ha-docker.lock
+SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+
+.PHONY: help deps venv engine images lab lab-down lint pytest molecule test bench clean
+
+help:
+	@echo "make lab       bring up the embedded lab and deploy site.yml on it"
+	@echo "make test      yamllint + ansible-lint + pytest + every molecule scenario"
+	@echo "make lab-down  remove every container, network and volume the lab created"
+	@echo "make bench     print the benchmarks' figures"
+
+# Debian packages the kit and its tests need on the controller (only the missing ones).
+deps:
+	@scripts/install-deps.sh .ci/apt-packages.txt
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+# Docker engine on the controller + cached base/node images (what molecule needs).
+engine images: venv
+	$(LOCK) $(BIN)/ansible-playbook playbooks/lab.yml -e lab_state=images
+
+lab: venv
+	$(LOCK) $(BIN)/ansible-playbook playbooks/lab.yml
+	$(BIN)/ansible-playbook playbooks/site.yml
+
+lab-down: venv
+	$(LOCK) $(BIN)/ansible-playbook playbooks/lab.yml -e lab_state=down
+
+lint: venv
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production
+
+pytest: venv deps images
+	$(BIN)/pytest
+
+molecule: venv images
+	@for s in $(SCENARIOS); do \
+	  echo "=== molecule test -s $$s"; \
+	  $(LOCK) $(BIN)/molecule test -s $$s || exit 1; \
+	done
+
+test: venv deps images
+	@scripts/run-tests.sh $(SCENARIOS)
+
+bench: venv
+	$(PY) benchmarks/bench_tts_server.py
+
+clean: lab-down
+	rm -rf build
