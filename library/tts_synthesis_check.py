@@ -152,10 +152,6 @@ options:
         the task.
     type: bool
     default: false
-seealso:
-  - name: On-host check
-    description: C(bin/tts-synthesis-check), the same checks as a command for Keepalived.
-    link: https://www.keepalived.org/manpage.html
 """
 
 EXAMPLES = r"""

@@ -85,11 +85,11 @@ class _Failure(Exception):
 def analyze_audio(body):
     """Identify the audio in ``body`` and, for WAV, measure it.
 
-    Returns a dict: format ("wav", "mp3", "ogg", "flac" or None), sample_rate, channels,
-    bits_per_sample, encoding ("pcm"/"float"), duration_s, rms_dbfs, streaming (WAV sizes left at
-    0/0xFFFFFFFF by a streaming writer) and error (None, or a sentence saying why the body is not
-    usable audio). Only WAV is measured; the other formats are recognised by their magic bytes.
-    Never raises on bad input.
+    ``body`` is any bytes-like object. Returns a dict: format ("wav", "mp3", "ogg", "flac" or
+    None), sample_rate, channels, bits_per_sample, encoding ("pcm"/"float"), duration_s, rms_dbfs,
+    streaming (WAV sizes left at 0/0xFFFFFFFF by a streaming writer) and error (None, or a
+    sentence saying why the body is not usable audio). Only WAV is measured; the other formats
+    are recognised by their magic bytes. Malformed audio never raises, it sets ``error``.
     """
     info = {
         "format": None, "sample_rate": None, "channels": None, "bits_per_sample": None,
@@ -128,9 +128,6 @@ def _is_mp3_frame_header(head):
 def _analyze_wav(view, info):
     """Walk the RIFF chunks for fmt and data, then measure duration and RMS."""
     size = len(view)
-    if size < 12:
-        info["error"] = "WAV header is truncated"
-        return
     riff_size = struct.unpack_from("<I", view, 4)[0]
     fmt = None
     data = None
@@ -147,6 +144,7 @@ def _analyze_wav(view, info):
                     chunk_size == 0 and riff_size in (0, _WAV_STREAMING_SIZE)):
                 info["streaming"] = True
                 data = view[start:]
+                break  # nothing can follow data that runs to the end
             elif chunk_size > present:
                 info["error"] = (f"WAV data chunk declares {chunk_size} bytes but only {present}"
                                  " are present (truncated)")
@@ -625,8 +623,10 @@ def probe(url, method="POST", payload=None, headers=None, timeout=3.0, validate_
     content_type_prefix and instance_header. Environment proxies are deliberately not used: the
     check must reach the instance itself.
 
-    Returns a dict with the keys of _RESULT_KEYS; ``checks`` holds only the checks that were
-    evaluated (request, status, content_type, audio, duration, rms, latency). Network and HTTP
+    Returns a dict that always has healthy, reason ("ok" or what failed, with figures), url,
+    status, content_type, bytes, latency_ms, audio_format, sample_rate, channels, duration_s,
+    rms_dbfs, instance and checks. ``checks`` maps each check that was evaluated (request,
+    status, content_type, audio, duration, rms, latency) to its outcome. Network and HTTP
     problems become ``healthy: False`` with a reason; only invalid arguments raise
     (ProbeArgumentError, a ValueError).
     """

@@ -121,7 +121,8 @@ def test_check_options(server):
     assert run_check("--url", server.url + "/error500", "--expected-status", "200",
                      "--expected-status", "500")[1]["checks"]["status"] is True
     assert run_check("--url", server.url + "/redirect", "--follow-redirects")[0] == 0
-    assert run_check("--url", server.url + "/instance", "--instance-header", "X-Backend")[1]["instance"] == "tts-node-b:8000"
+    instance = run_check("--url", server.url + "/instance", "--instance-header", "X-Backend")[1]["instance"]
+    assert instance == "tts-node-b:8000"
     code, result, _ = run_check("--url", server.url + "/wav", "--max-latency-ms", "0.001")
     assert code == 1 and "max_latency_ms 0.001" in result["reason"]
     assert "exceeds max_bytes 1000" in run_check("--url", server.url + "/wav", "--max-bytes", "1000")[1]["reason"]
