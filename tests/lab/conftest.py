@@ -1,0 +1,57 @@
+"""A private lab for the test suite: its own name, subnet and VIP, so a user's lab is never touched."""
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / ".venv" / "bin"
+LAB_NAME = "tts-ha-pytest"
+LAB_VARS = {
+    "lab_subnet": "172.29.78.0/24",
+    "lab_dynamic_range": "172.29.78.192/27",
+    "lab_vip": "172.29.78.100",
+}
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def lab_env():
+    env = dict(os.environ, TTS_HA_LAB_NAME=LAB_NAME, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    env["PATH"] = f"{BIN}:{env['PATH']}"
+    return env
+
+
+def playbook(name, *extra, extra_vars=None, timeout=1500):
+    """Run a playbook against the private lab; returns (rc, output, {host: recap})."""
+    cmd = ["flock", "-w", "1800", "/tmp/tts-ha-docker.lock", str(BIN / "ansible-playbook"),
+           str(ROOT / "playbooks" / name), "-e", json.dumps(dict(LAB_VARS, **(extra_vars or {}))), *extra]
+    proc = subprocess.run(cmd, cwd=ROOT, env=lab_env(), capture_output=True, text=True, timeout=timeout)
+    out = proc.stdout + proc.stderr
+    recap = {m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4])}
+             for m in RECAP.findall(out)}
+    return proc.returncode, out, recap
+
+
+def lab_objects():
+    """Containers, networks and volumes that carry the private lab's label."""
+    found = {}
+    for kind in ("ps -a", "network ls", "volume ls"):
+        out = subprocess.run(f"docker {kind} -q --filter label=tts-ha.lab={LAB_NAME}".split(),
+                             capture_output=True, text=True, check=True).stdout.split()
+        found[kind.split()[0]] = out
+    return found
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """The private lab, up for the session and always taken down afterwards."""
+    rc, out, recap = playbook("lab.yml")
+    try:
+        assert rc == 0, out[-3000:]
+        yield recap
+    finally:
+        playbook("lab.yml", extra_vars={"lab_state": "down"})

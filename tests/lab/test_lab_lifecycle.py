@@ -1,0 +1,56 @@
+"""The README's lab command on the private lab: up, site.yml, idempotence, down."""
+import subprocess
+
+import pytest
+
+from conftest import LAB_NAME, lab_objects, playbook
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.mark.parametrize("bad, names", [
+    ({"lab_node_count": 0}, "lab_node_count"),
+    ({"lab_vip": "10.9.9.9"}, "lab_vip"),
+    ({"lab_subnet": "172.29.78.0/33"}, "lab_subnet"),
+    ({"lab_node_addresses": ["172.29.79.5", "172.29.78.12"]}, "lab_node_addresses"),
+    ({"lab_vip": "172.29.78.11"}, "lab_vip"),
+    ({"lab_state": "sideways"}, "lab_state"),
+])
+def test_bad_settings_refused_before_anything_is_created(bad, names):
+    assert not any(lab_objects().values()), "the private lab must not exist before this test"
+    rc, out, _ = playbook("lab.yml", extra_vars=bad, timeout=300)
+    assert rc != 0
+    assert names in out
+    assert not any(lab_objects().values()), f"{bad} created something: {lab_objects()}"
+
+
+def test_up_site_idempotent_and_reachable(lab):
+    nodes = sorted(h for h in lab_objects()["ps"])
+    assert len(nodes) == 2
+    for i in (1, 2):
+        state = subprocess.run(["docker", "exec", f"{LAB_NAME}-node{i}", "systemctl", "is-system-running"],
+                               capture_output=True, text=True).stdout.strip()
+        assert state in ("running", "degraded")
+
+    rc, out, recap = playbook("site.yml")
+    assert rc == 0, out[-4000:]
+    node_recaps = {h: r for h, r in recap.items() if h.startswith(LAB_NAME)}
+    assert set(node_recaps) == {f"{LAB_NAME}-node1", f"{LAB_NAME}-node2"}
+    assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap.values())
+
+    rc, out, recap = playbook("site.yml")
+    assert rc == 0, out[-4000:]
+    changed = {h: r["changed"] for h, r in recap.items() if r["changed"]}
+    assert not changed, f"second site.yml run changed something: {changed}\n{out[-4000:]}"
+
+    rc, out, recap = playbook("lab.yml")
+    assert rc == 0 and recap["localhost"]["changed"] == 0, out[-3000:]
+
+
+def test_down_leaves_nothing(lab):
+    rc, out, _ = playbook("lab.yml", extra_vars={"lab_state": "down"})
+    assert rc == 0, out[-3000:]
+    assert lab_objects() == {"ps": [], "network": [], "volume": []}
+    # down twice is fine and changes nothing
+    rc, out, recap = playbook("lab.yml", extra_vars={"lab_state": "down"})
+    assert rc == 0 and recap["localhost"]["changed"] == 0
