@@ -134,13 +134,14 @@ def test_streak_cut_short_by_wait_timeout_fails(cases):
     assert result["failed"] is True
     assert (result["healthy"], result["attempts"], result["consecutive_ok"]) == (False, 2, 1)
     assert result["msg"].startswith("tts synthesis check failed: only 1 of 5 consecutive healthy checks"
-                                    " before wait_timeout (0.5 s) ran out (2 checks in ")
+                                    " before wait_timeout (1 s) ran out (2 checks in ")
 
 
 def test_wait_timeout_bounds_the_retries(cases):
     result = cases["Never healthy within wait_timeout"]
     assert result["failed"] is True
-    assert 3 <= result["attempts"] <= 6 and result["elapsed_s"] < 1.5
+    # 0.5 s at 0.1 s intervals: about 5 checks, fewer on a loaded machine, never more than 6.
+    assert 2 <= result["attempts"] <= 6 and result["elapsed_s"] < 1.5
     assert result["msg"].startswith("tts synthesis check failed: status 500 not in expected [200]")
 
 
