@@ -53,7 +53,22 @@ case "$ONNXRUNTIME_PACKAGE" in
   *) log "ONNXRUNTIME_PACKAGE must be onnxruntime or onnxruntime-gpu (got $ONNXRUNTIME_PACKAGE)"; exit 2 ;;
 esac
 
+PROBE_LIB="$REPO/module_utils/tts_probe.py"
+PROBE_BIN="$REPO/bin/tts-synthesis-check"
+
+# Fingerprint of everything that goes into the image (recorded as a label, compared on cache hits).
+sources_sha() {
+  (cd "$HERE" && cat Dockerfile requirements.txt tts_server/*.py; cat "$PROBE_LIB" "$PROBE_BIN" 2>/dev/null
+   echo "$BASE_IMAGE $ONNXRUNTIME_PACKAGE==$ONNXRUNTIME_VERSION") | sha256sum | cut -d' ' -f1
+}
+SOURCES_SHA="$(sources_sha)"
+
 if [[ "$FORCE" == 0 ]] && $DOCKER image inspect "$TAG" >/dev/null 2>&1; then
+  built_sha="$($DOCKER image inspect -f '{{ index .Config.Labels "io.tts-ha.sources-sha256" }}' "$TAG" 2>/dev/null || true)"
+  if [[ "$built_sha" != "$SOURCES_SHA" ]]; then
+    log "warning: $TAG exists but was built from other sources (app, Dockerfile or probe changed);" \
+        "keeping it (cache by tag) - run with --force to rebuild"
+  fi
   log "$TAG already exists; nothing to do (use --force to rebuild)"
   exit 0
 fi
@@ -63,8 +78,6 @@ if ! $DOCKER image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   exit 1
 fi
 
-PROBE_LIB="$REPO/module_utils/tts_probe.py"
-PROBE_BIN="$REPO/bin/tts-synthesis-check"
 for f in "$PROBE_LIB" "$PROBE_BIN"; do
   [[ -f "$f" ]] || { log "shared probe file $f is missing (the image HEALTHCHECK needs it)"; exit 1; }
 done
@@ -118,6 +131,7 @@ $DOCKER build \
   --build-arg "ONNXRUNTIME_PACKAGE=$ONNXRUNTIME_PACKAGE" \
   --build-arg "ONNXRUNTIME_VERSION=$ONNXRUNTIME_VERSION" \
   --build-arg "VERSION=$VERSION" \
+  --label "io.tts-ha.sources-sha256=$SOURCES_SHA" \
   --label "io.tts-ha.source-revision=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   -t "$TAG" "$CONTEXT"
 
