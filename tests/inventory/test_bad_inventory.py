@@ -1,0 +1,76 @@
+"""site.yml refuses bad inventory in its preflight, naming the variable, before any host changes.
+
+Hosts point at Docker containers that do not exist: preflight runs on the controller only, so a
+bad inventory must stop there; a good one gets past it and only then fails to reach the hosts.
+"""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = [{"name": "tts-primary", "profile": "primary", "port": 8000},
+        {"name": "tts-standby", "profile": "standby", "port": 8001}]
+
+
+def run_site(tmp_path, host_vars):
+    inv = {"all": {"children": {"tts_nodes": {"hosts": {"ghost-node": dict(
+        ansible_connection="community.docker.docker_api",
+        ansible_host="tts-ha-no-such-container", **host_vars)}}}}}
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inv))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(tmp_path / "hosts.yml"),
+                           str(ROOT / "playbooks" / "site.yml")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def stopped_in_preflight(out):
+    return "PLAY [Docker hosts]" not in out
+
+
+@pytest.mark.parametrize("instances, expected", [
+    ([{"name": "tts-primary", "profile": "primery", "port": 8000}], "profile 'primery' must be one of"),
+    ([{"name": "a", "profile": "primary", "port": 8000}, {"name": "b", "profile": "standby", "port": 8000}],
+     "port clash"),
+    ([{"name": "a", "profile": "primary", "port": 70000}], "port 70000 must be 1-65535"),
+    ([{"name": "a b", "profile": "primary", "port": 8000}], "name must match"),
+    ([{"profile": "primary", "port": 8000}], "missing required arguments: name"),
+    ([{"name": "a", "profile": "primary", "port": "eighty"}], "port"),
+    ("not-a-list-of-dicts", "tts_service_instances"),
+])
+def test_bad_instances_refused(tmp_path, instances, expected):
+    rc, out = run_site(tmp_path, {"tts_service_instances": instances})
+    assert rc != 0
+    assert expected in out, out[-2500:]
+    assert stopped_in_preflight(out)
+
+
+def test_missing_image_refused(tmp_path):
+    rc, out = run_site(tmp_path, {"tts_service_instances": GOOD, "tts_service_image": ""})
+    assert rc != 0 and "image (or tts_service_image)" in out, out[-2500:]
+    assert stopped_in_preflight(out)
+
+
+def test_missing_archive_refused(tmp_path):
+    rc, out = run_site(tmp_path, {"tts_service_instances": GOOD, "tts_service_image_source": "archive",
+                                  "tts_service_image_archive": str(tmp_path / "nope.tar")})
+    assert rc != 0 and "needs the archive" in out and "nope.tar" in out, out[-2500:]
+    assert stopped_in_preflight(out)
+
+
+def test_unknown_image_source_refused(tmp_path):
+    rc, out = run_site(tmp_path, {"tts_service_instances": GOOD, "tts_service_image_source": "carrier-pigeon"})
+    assert rc != 0 and "tts_service_image_source must be one of" in out, out[-2500:]
+    assert stopped_in_preflight(out)
+
+
+def test_good_inventory_passes_preflight(tmp_path):
+    """Control: the same harness with a valid inventory gets past preflight (then cannot reach the ghost)."""
+    rc, out = run_site(tmp_path, {"tts_service_instances": GOOD})
+    assert "PLAY [Docker hosts]" in out, out[-2500:]
+    assert "UNREACHABLE" in out or "unreachable=1" in out
