@@ -37,7 +37,8 @@ def test_config_standby_style():
 
 @pytest.mark.parametrize("env", [{"TTS_PORT": "x"}, {"TTS_PORT": "70000"}, {"TTS_QUEUE_MAX": "-1"},
                                  {"DISABLE_AUDIO_CACHE": "perhaps"}, {"TTS_DRAIN_TIMEOUT": "soon"},
-                                 {"TTS_USE_CUDA": "gpu"}])
+                                 {"TTS_USE_CUDA": "gpu"}, {"TTS_INSTANCE_NAME": "a\r\nX-Evil: 1"},
+                                 {"TTS_INSTANCE_NAME": "主实例"}])
 def test_config_rejects_bad_values(env):
     with pytest.raises(config.ConfigError):
         config.load(env)

@@ -309,9 +309,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """Errors raised by http.server itself (malformed request line, unsupported method...)."""
-        self._t0 = getattr(self, "_t0", time.perf_counter())
-        self._info = getattr(self, "_info", {})
-        if getattr(self, "_path", None) is None:
+        if self._t0 is None:
+            self._t0 = time.perf_counter()
+        if self._path is None:
             self._path = (getattr(self, "path", None) or "-").split("?", 1)[0]
         self.close_connection = True
         if self.request_version == "HTTP/0.9":
@@ -319,6 +319,14 @@ class Handler(BaseHTTPRequestHandler):
         msg = message or self.responses.get(code, ("error",))[0]
         self._json(code, {"error": msg, "field": None})
         self._finish(code)
+
+    def handle_one_request(self) -> None:
+        # per-request state; keep-alive connections reuse this handler object
+        self._t0: Optional[float] = None
+        self._info: Dict[str, Any] = {}
+        self._path: Optional[str] = None
+        self._bytes_out = 0
+        super().handle_one_request()
 
     def parse_request(self) -> bool:
         ok = super().parse_request()

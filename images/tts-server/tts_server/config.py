@@ -101,6 +101,8 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
     if use_cuda not in ("auto", "true", "false"):
         raise ConfigError(f"TTS_USE_CUDA={use_cuda!r}: expected auto|true|false")
     instance = (env.get("TTS_INSTANCE_NAME") or "").strip() or socket.gethostname()
+    if len(instance) > 200 or not all(" " <= ch <= "~" for ch in instance):
+        raise ConfigError(f"TTS_INSTANCE_NAME={instance!r}: use printable ASCII (it is sent as an HTTP header)")
     return Settings(
         host=(env.get("TTS_HOST") or "0.0.0.0").strip(),
         port=_int(env, "TTS_PORT", 8000, 0, 65535),
