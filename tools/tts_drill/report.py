@@ -271,8 +271,8 @@ def _vip(transitions, events, window, warnings):
     # A takeover after the restore or the planned failback is not the fault being detected.
     detect_until = min(t for t in (events.get("restored_at"), events.get("failback_at"), end)
                        if t is not None)
-    takeover = next((m for m in moves if fault_at <= m["t"] < detect_until
-                     and m["host"] not in at_fault), None)
+    takeover = next((h for h in holders if fault_at <= h["t"] < detect_until
+                     and set(h["hosts"]) - at_fault), None)
     failback_at = events.get("failback_at")
     auto_failback = any(m["t"] >= fault_at and m["host"] in at_fault
                         and (failback_at is None or m["t"] < failback_at) for m in moves)
@@ -280,7 +280,7 @@ def _vip(transitions, events, window, warnings):
         "split_brain_s": _round(sum(s["duration_s"] for s in split_brain)),
         "no_holder_s": _round(sum(s["duration_s"] for s in no_holder)),
         "detection_s": takeover and _round(takeover["t"] - fault_at),
-        "vip_moved": any(m["t"] >= fault_at for m in moves),
+        "vip_moved": takeover is not None or any(m["t"] >= fault_at for m in moves),
         "auto_failback": auto_failback,
         "moves": moves,
         "detail": {"nodes": nodes, "holders_at_fault": sorted(at_fault),

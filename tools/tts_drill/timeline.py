@@ -28,6 +28,8 @@ STATE_STYLES = {  # facecolour, hatch, edgecolour
     "UNKNOWN": ("#ffffff", "..", "#c8c8c8"),
 }
 OUTAGE_COLOUR = "#d62728"
+SPLIT_BRAIN_FILL = (0.84, 0.15, 0.16, 0.25)  # RGBA: the hatch keeps full opacity
+SPLIT_BRAIN_EDGE = "#d62728"
 SIZE_IN = (14, 8)
 DPI = 100
 
@@ -39,7 +41,7 @@ def _event_lines(report):
     lines = [(0.0, f"fault ({report['fault']})", "#d62728", "--")]
     for key, label, colour, style in (
             ("first_ok_at", "first ok response", "#2ca02c", "-"),
-            ("steady_at", f"steady ({report['steady_window']} ok in a row)", "#2ca02c", ":"),
+            ("steady_at", f"steady ({report['steady_window']} ok)", "#2ca02c", ":"),
             ("restored_at", "restored", "#1f77b4", "-."),
             ("failback_at", "planned failback", "#17becf", ":")):
         if times[key] is not None and (key in ("restored_at", "failback_at")
@@ -113,8 +115,10 @@ def _plot_vip(axis, report):
                              (row - 0.32, 0.64), facecolors=face, edgecolors=edge, hatch=hatch,
                              linewidth=0.8, zorder=2)
     for segment in report["vip"]["split_brain_intervals"]:
-        axis.axvspan(segment["start_rel"], segment["end_rel"], color="#d62728", alpha=0.35, zorder=3)
-    axis.set_yticks(range(len(hosts)), [f"{h}" + (" (no log)" if nodes[h]["log"] != "present" else "")
+        # Light fill plus hatching over the bars: the nodes' states stay readable underneath.
+        axis.axvspan(segment["start_rel"], segment["end_rel"], facecolor=SPLIT_BRAIN_FILL,
+                     edgecolor=SPLIT_BRAIN_EDGE, hatch="xx", linewidth=1.2, zorder=3)
+    axis.set_yticks(range(len(hosts)), [h if nodes[h]["log"] == "present" else f"{h}\n({nodes[h]['log']} log)"
                                         for h in hosts])
     axis.set_ylim(len(hosts) - 0.5, -0.5)  # first node on top
     axis.set_xlabel("seconds relative to the fault")
@@ -127,7 +131,7 @@ def _plot_vip(axis, report):
     for state, (face, hatch, edge) in STATE_STYLES.items():
         if state in states or state in ("MASTER", "BACKUP"):
             handles.append(Patch(facecolor=face, hatch=hatch, edgecolor=edge, label=state.lower()))
-    handles.append(Patch(facecolor="#d62728", alpha=0.35,
+    handles.append(Patch(facecolor=SPLIT_BRAIN_FILL, edgecolor=SPLIT_BRAIN_EDGE, hatch="xx",
                          label=f"split brain ({report['figures']['split_brain_s']:.1f} s)"))
     _legend(axis, handles)
 
@@ -166,7 +170,7 @@ def render_timeline(report, requests, path):
         margin = max(0.5, (end - start) * 0.01)
         top.set_xlim(start - margin, end + margin)
         figure.suptitle(_title(report), fontsize=13, x=0.01, ha="left")
-        figure.subplots_adjust(left=0.08, right=0.80, top=0.89, bottom=0.08)
+        figure.subplots_adjust(left=0.08, right=0.79, top=0.89, bottom=0.08)
         figure.savefig(path, dpi=DPI)
     finally:
         plt.close(figure)
