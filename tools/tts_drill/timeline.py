@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # no display on the controller; must precede pyplot
 from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import LogFormatter  # noqa: E402
 
 from tts_drill import OUTCOMES  # noqa: E402
 
@@ -84,6 +85,9 @@ def _plot_requests(axis, report, requests):
                      edgecolors="none" if marker != NO_INSTANCE_MARKER else None,
                      alpha=0.75 if outcome == "ok" else 0.95, zorder=3 if outcome == "ok" else 4)
     axis.set_yscale("log")
+    # Plain numbers ("300", not "3x10^2"); minor ticks are labelled only over short ranges.
+    axis.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    axis.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
     axis.set_ylabel("request latency (ms, log)")
     axis.grid(True, which="major", alpha=0.3)
 
@@ -120,7 +124,7 @@ def _plot_vip(axis, report):
                      edgecolor=SPLIT_BRAIN_EDGE, hatch="xx", linewidth=1.2, zorder=3)
     axis.set_yticks(range(len(hosts)), [h if nodes[h]["log"] == "present" else f"{h}\n({nodes[h]['log']} log)"
                                         for h in hosts])
-    axis.set_ylim(len(hosts) - 0.5, -0.5)  # first node on top
+    axis.set_ylim(max(1, len(hosts)) - 0.5, -0.5)  # first node on top
     axis.set_xlabel("seconds relative to the fault")
     axis.grid(True, axis="x", alpha=0.3)
     if not hosts:
