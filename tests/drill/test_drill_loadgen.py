@@ -9,10 +9,9 @@ import threading
 import time
 
 import pytest
-from tts_drill_testlib import TOOLS, SwitchableServer, read_jsonl
-
 from tts_drill import loadgen
 from tts_drill.loadgen import LoadGenerator
+from tts_drill_testlib import TOOLS, SwitchableServer, read_jsonl
 
 RECORD_KEYS = {"seq", "t_start", "t_end", "latency_ms", "status", "ok", "outcome", "reason", "instance",
                "bytes", "audio_duration_s"}

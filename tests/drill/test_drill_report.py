@@ -3,10 +3,9 @@
 import json
 
 import pytest
-from tts_drill_testlib import FAULT_AT, events, synth_requests, transitions, write_jsonl
-
 from tts_drill import report as drill_report
 from tts_drill.report import ReportInputError, build_report, load_requests, load_transitions
+from tts_drill_testlib import FAULT_AT, events, synth_requests, transitions, write_jsonl
 
 
 def failover(t):
@@ -88,6 +87,7 @@ def test_router_hides_the_crash_no_client_visible_outage():
     assert report["served_by"]["outage"] == {}
     assert report["passed"] is True
     assert "rto_first_ok=0.00s" in report["summary"] and "detection=n/a" in report["summary"]
+    assert "No client-visible outage" in drill_report.render_markdown(report)
 
 
 def test_fault_taking_effect_late_does_not_shorten_the_rto():
@@ -126,6 +126,13 @@ def test_never_recovered_fails_rto_thresholds():
         ("max_rto_s", None, False), ("max_rto_steady_s", None, False)]
     assert any("did not recover" in w for w in report["warnings"])
     assert "rto_first_ok=n/a" in report["summary"]
+
+
+def test_load_stopped_before_the_fault_measures_no_recovery():
+    report = build_report(synth_requests(failover, end=-1.0), vip_failover(), events(), {"max_rto_s": 3}, 10)
+    assert report["figures"]["rto_first_ok_s"] is None and report["figures"]["client_outage"] is False
+    assert report["passed"] is False
+    assert "no request started after the fault: recovery not measured" in report["warnings"]
 
 
 def test_split_brain_overlapping_masters():
@@ -178,7 +185,7 @@ def test_unknown_master_at_fault_is_warned():
 
 def back_to_primary(t):
     """Failover to the backup at 1 s, then the primary serves again from 6 s."""
-    if 6.0 <= t:
+    if t >= 6.0:
         return "ok", "tts-primary", 0.1
     return failover(t)
 
@@ -213,7 +220,7 @@ def test_auto_failback_found_without_expected_primary_in_events():
 
 def test_overload_must_not_fail_over():
     def overload(t):
-        return "ok", "tts-backup" if 3.0 <= t else "tts-primary", 0.9 if t >= 0 else 0.1
+        return "ok", "tts-backup" if t >= 3.0 else "tts-primary", 0.9 if t >= 0 else 0.1
     nodes = {"node1": transitions("node1", (-100, "MASTER"), (3.2, "BACKUP")),
              "node2": transitions("node2", (-100, "BACKUP"), (3.2, "MASTER"))}
     report = build_report(synth_requests(overload), nodes, events("overload"),

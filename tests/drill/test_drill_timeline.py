@@ -2,10 +2,9 @@
 
 import struct
 
-from tts_drill_testlib import events, synth_requests, transitions
-
 from tts_drill.report import build_report
 from tts_drill.timeline import render_timeline
+from tts_drill_testlib import events, synth_requests, transitions
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

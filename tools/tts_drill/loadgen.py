@@ -71,7 +71,7 @@ def classify(result):
 class LoadGenerator:
     """One bounded run; run() blocks until it ends, stop() may be called from anywhere."""
 
-    def __init__(self, url, out, rate=10.0, duration=60.0, max_requests=None, timeout=3.0,
+    def __init__(self, url, out, *, rate=10.0, duration=60.0, max_requests=None, timeout=3.0,
                  texts=DEFAULT_TEXTS, stop_file=None, min_rms_dbfs=-60.0, headers=None,
                  max_in_flight=MAX_IN_FLIGHT):
         self.url = url

@@ -6,6 +6,24 @@ the CLI adds file handling and prints one summary line.
 Exit codes: 0 every threshold met, 1 a threshold missed, 2 bad input.
 
 All times are epoch seconds; figures named ``*_rel`` are seconds relative to the fault.
+
+Definitions (F = fault_at; "failed" = outcome other than ok; requests ordered by start time):
+- hit: failed requests that ended after F (those in flight at F count too). None: no
+  client-visible outage, both RTOs are 0.
+- outage begins at max(F, start of the first hit request). Recovery is looked for only among
+  requests starting from then on, so a fault that bites a little after F cannot shorten the RTO.
+- rto_first_ok_s: F -> end of the first ok request starting after the outage began.
+- rto_steady_s: F -> start of the first request that opens steady_window consecutive ok requests.
+- outage window: outage begin -> latest end of a hit request that started before steady state.
+- serving switches: changes of X-TTS-Instance between consecutive ok responses.
+- VIP holders: a node's state lasts from one logged transition to its next (UNKNOWN before its
+  first, or without a log); a VIP move is a node becoming MASTER while another held it last.
+- detection_s: F -> first moment a node other than the MASTER at F is MASTER, before the
+  restore and the planned failback.
+- auto_failback: after F and before failback_at, the serving instance switched back to the
+  expected primary, or the VIP moved back to the node that held it at F.
+- false failovers: serving switches and VIP moves before F, and for faults that must not fail
+  over (FAULTS_WITHOUT_FAILOVER, or events "expect_failover": false) any before failback_at.
 """
 
 import argparse
@@ -121,7 +139,7 @@ def _client_figures(ordered, fault_at, steady_window, warnings):
         by_outcome[record["outcome"]] += 1
     # Requests still in flight at the fault can be hit by it as much as later ones.
     hit = [r for r in ordered if r["t_end"] > fault_at and r["outcome"] != "ok"]
-    first_ok = steady = outage_window = None
+    outage_window = None
     if hit:
         # Recovery only counts once the outage has begun: a fault may take effect a little after
         # fault_at, and the ok requests in between prove nothing about recovery.
@@ -140,8 +158,13 @@ def _client_figures(ordered, fault_at, steady_window, warnings):
         elif steady is None:
             warnings.append(f"no {steady_window} consecutive ok requests after the outage began:"
                             " steady state not observed")
-    first_ok_at = fault_at if not hit else first_ok and first_ok["t_end"]
-    steady_at = fault_at if not hit else steady and steady["t_start"]
+        first_ok_at = first_ok and first_ok["t_end"]
+        steady_at = steady and steady["t_start"]
+    elif any(r["t_start"] >= fault_at for r in ordered):
+        first_ok_at = steady_at = fault_at  # no client-visible outage: nothing to recover from
+    else:
+        first_ok_at = steady_at = None
+        warnings.append("no request started after the fault: recovery not measured")
     phase_of = _phase_classifier(fault_at, steady_at)
     latencies = {phase: [] for phase in PHASES}
     for record in ordered:
@@ -572,6 +595,8 @@ def render_markdown(report):
         return None if t is None else round(t - fault_at, 3)
     lines = [f"# Failover drill: {report['fault']} — {'PASS' if report['passed'] else 'FAIL'}", "",
              f"`{report['summary']}`", "", "Times are seconds relative to the fault.", ""]
+    if not figures["client_outage"] and figures["rto_first_ok_s"] == 0:
+        lines += ["No client-visible outage: no request failed after the fault, so both RTOs are 0.", ""]
     if report["warnings"]:
         lines += ["## Warnings", ""] + [f"- {w}" for w in report["warnings"]] + [""]
 
@@ -639,7 +664,8 @@ def render_markdown(report):
 
 def write_outputs(report, requests, out_dir):
     """report.json, report.md and timeline.png in out_dir; returns their paths."""
-    from tts_drill.timeline import render_timeline  # matplotlib is only needed for the files
+    # Imported here so that build_report() stays usable where matplotlib is not installed.
+    from tts_drill.timeline import render_timeline  # noqa: PLC0415
 
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, name) for name in ("report.json", "report.md", "timeline.png")}

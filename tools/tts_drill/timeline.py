@@ -148,7 +148,7 @@ def _header(text):
 def _legend(axis, handles):
     legend = axis.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                          frameon=False, fontsize=10, handlelength=2.2, borderaxespad=0)
-    for handle, text in zip(handles, legend.get_texts()):
+    for handle, text in zip(handles, legend.get_texts(), strict=True):
         if handle.get_gid() == "header":
             text.set_fontweight("bold")
 
