@@ -195,3 +195,12 @@ def test_sigterm_stops_cleanly_and_in_flight_requests_finish(server, tmp_path):
     # Nothing in flight was lost: every launched request finished and was logged as ok.
     assert len(records) == summary["scheduled"] >= 4
     assert all(r["outcome"] == "ok" for r in records)
+
+
+def test_probe_found_through_the_environment(monkeypatch, tmp_path):
+    import tts_drill
+    monkeypatch.setenv(tts_drill.MODULE_UTILS_ENV, str(TOOLS.parent / "module_utils"))
+    assert tts_drill.import_probe().probe is loadgen.tts_probe.probe
+    monkeypatch.setenv(tts_drill.MODULE_UTILS_ENV, str(tmp_path))
+    with pytest.raises(ImportError, match=f"tts_probe.py not found in {tmp_path}"):
+        tts_drill.import_probe()

@@ -197,6 +197,7 @@ def test_auto_failback_after_restore():
                           {"no_auto_failback": True}, 10)
     figures = report["figures"]
     assert figures["serving_auto_failback"] is True and figures["vip_auto_failback"] is True
+    assert report["times"]["auto_failback_at"] == FAULT_AT + 6.0
     assert report["passed"] is False
     assert report["summary"].endswith("auto_failback=yes")
 

@@ -86,6 +86,7 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
     vip = _vip(transitions, events, window, warnings)
     failovers_expected = events.get("expect_failover", events["fault"] not in FAULTS_WITHOUT_FAILOVER)
     false_events = _false_failovers(serving["switches"], vip["moves"], events, failovers_expected)
+    auto_failback_times = [t for t in (serving["auto_failback_at"], vip["auto_failback_at"]) if t is not None]
 
     figures = {
         **client["figures"],
@@ -93,9 +94,9 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
         "no_holder_s": vip["no_holder_s"],
         "detection_s": vip["detection_s"],
         "vip_moved": vip["vip_moved"],
-        "serving_auto_failback": serving["auto_failback"],
-        "vip_auto_failback": vip["auto_failback"],
-        "auto_failback": serving["auto_failback"] or vip["auto_failback"],
+        "serving_auto_failback": serving["auto_failback_at"] is not None,
+        "vip_auto_failback": vip["auto_failback_at"] is not None,
+        "auto_failback": bool(auto_failback_times),
         "false_failover": bool(false_events),
         "false_failovers": len(false_events),
     }
@@ -111,6 +112,7 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
             "failback_at": events.get("failback_at"),
             "first_ok_at": client["first_ok_at"],
             "steady_at": client["steady_at"],
+            "auto_failback_at": min(auto_failback_times, default=None),
             "window": window,
         },
         "steady_window": steady_window,
@@ -251,12 +253,11 @@ def _serving(ordered, events, steady_at, warnings):
             warnings.append("expected_primary unknown (not in events, no ok request before the"
                             " fault): automatic failback of the serving instance not checked")
     failback_at = events.get("failback_at")
-    auto_failback = any(
-        s["to"] == expected and s["t"] >= fault_at and (failback_at is None or s["t"] < failback_at)
-        for s in switches) if expected else False
+    back = next((s for s in switches if expected and s["to"] == expected and s["t"] >= fault_at
+                 and (failback_at is None or s["t"] < failback_at)), None)
     return {"served_by": served_by, "failed_by_instance": failed_by_instance, "switches": switches,
             "expected_primary": expected, "expected_primary_source": source,
-            "auto_failback": auto_failback}
+            "auto_failback_at": back and back["t"]}
 
 
 def _window(ordered, events):
@@ -297,14 +298,14 @@ def _vip(transitions, events, window, warnings):
     takeover = next((h for h in holders if fault_at <= h["t"] < detect_until
                      and set(h["hosts"]) - at_fault), None)
     failback_at = events.get("failback_at")
-    auto_failback = any(m["t"] >= fault_at and m["host"] in at_fault
-                        and (failback_at is None or m["t"] < failback_at) for m in moves)
+    back = next((m for m in moves if m["t"] >= fault_at and m["host"] in at_fault
+                 and (failback_at is None or m["t"] < failback_at)), None)
     return {
         "split_brain_s": _round(sum(s["duration_s"] for s in split_brain)),
         "no_holder_s": _round(sum(s["duration_s"] for s in no_holder)),
         "detection_s": takeover and _round(takeover["t"] - fault_at),
         "vip_moved": takeover is not None or any(m["t"] >= fault_at for m in moves),
-        "auto_failback": auto_failback,
+        "auto_failback_at": back and back["t"],
         "moves": moves,
         "detail": {"nodes": nodes, "holders_at_fault": sorted(at_fault),
                    "holders_over_time": holders, "moves": moves,
@@ -605,6 +606,7 @@ def render_markdown(report):
     rows += [(f"outcome {name}", n) for name, n in figures["by_outcome"].items()]
     rows += [("first ok response at", rel(times["first_ok_at"])), ("steady state from", rel(times["steady_at"])),
              ("restored at", rel(times["restored_at"])), ("planned failback at", rel(times["failback_at"])),
+             ("automatic failback at", rel(times["auto_failback_at"])),
              ("steady window (requests)", report["steady_window"]),
              ("failovers expected", report["failovers_expected"])]
     outage = report["outage_window"]

@@ -44,8 +44,10 @@ def _event_lines(report):
             ("first_ok_at", "first ok response", "#2ca02c", "-"),
             ("steady_at", f"steady ({report['steady_window']} ok)", "#2ca02c", ":"),
             ("restored_at", "restored", "#1f77b4", "-."),
-            ("failback_at", "planned failback", "#17becf", ":")):
-        if times[key] is not None and (key in ("restored_at", "failback_at")
+            ("failback_at", "planned failback", "#17becf", ":"),
+            ("auto_failback_at", "automatic failback", "#8c564b", "--")):
+        # Without a client-visible outage, first ok and steady state are the fault itself.
+        if times[key] is not None and (key not in ("first_ok_at", "steady_at")
                                        or report["figures"]["client_outage"]):
             lines.append((times[key] - fault_at, f"{label} {times[key] - fault_at:+.2f} s", colour, style))
     return lines
