@@ -326,6 +326,21 @@ def test_missing_and_empty_transition_logs_mean_unknown(tmp_path):
     assert report["figures"]["detection_s"] is None  # nobody else is known to take over
 
 
+def test_transition_logs_named_by_host(tmp_path):
+    # As fetched from every node: the same file name, told apart by the records or HOST=.
+    for host, records in vip_failover().items():
+        (tmp_path / host).mkdir()
+        write_jsonl(tmp_path / host / "keepalived-transitions.jsonl", records)
+    (tmp_path / "node3").mkdir()
+    (tmp_path / "node3" / "keepalived-transitions.jsonl").write_text("")
+    specs = [f"{host}={tmp_path / host / 'keepalived-transitions.jsonl'}"
+             for host in ("node1", "node2", "node3", "node4")]
+    found, notes, _warnings = load_transitions(specs)
+    assert found == {**vip_failover(), "node3": [], "node4": None}
+    assert [(n["node"], n["status"]) for n in notes] == [
+        ("node1", "read"), ("node2", "read"), ("node3", "read"), ("node4", "missing")]
+
+
 def test_transitions_of_one_vrrp_instance(tmp_path):
     mixed = write_jsonl(tmp_path / "node1.jsonl", transitions("node1", (-100, "MASTER"))
                         + transitions("node1", (1.0, "BACKUP"), instance="VI_OTHER"))

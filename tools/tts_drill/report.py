@@ -514,18 +514,22 @@ def _valid_transition(record):
 def load_transitions(paths, vrrp_instance=None):
     """({host: records or None}, per-file notes, warnings) from one log file per node.
 
-    A node whose file is missing is keyed by the file name up to its first dot ("node1.jsonl" ->
-    node1) and maps to None (state unknown). Sync-group lines (type GROUP) are ignored.
+    Records are keyed by their own "host". Each path may be given as HOST=PATH: HOST names the
+    node when its file is missing or holds no records (state unknown: None or []); without it
+    the file name up to its first dot stands in ("node1.jsonl" -> node1). Sync-group lines (type
+    GROUP) are ignored.
     """
     transitions, notes, warnings = {}, [], []
     instances = set()
-    for path in paths:
-        stem = os.path.basename(path).split(".")[0] or path
+    for spec in map(str, paths):
+        label, equals, path = spec.partition("=")
+        if not equals or not label or "/" in label:
+            label, path = os.path.basename(spec).split(".")[0] or spec, spec
         try:
             records, corrupt = _json_lines(path, _valid_transition)
         except OSError as exc:
-            transitions.setdefault(stem, None)
-            notes.append({"file": path, "status": "missing", "error": exc.strerror or str(exc)})
+            transitions.setdefault(label, None)
+            notes.append({"file": path, "node": label, "status": "missing", "error": exc.strerror or str(exc)})
             continue
         records = [r for r in records if r.get("type", "INSTANCE") == "INSTANCE"]
         instances.update(r["instance"] for r in records if r.get("instance") is not None)
@@ -534,9 +538,9 @@ def load_transitions(paths, vrrp_instance=None):
         for record in records:
             transitions.setdefault(record["host"], []).append(record)
         if not records:
-            transitions[stem] = transitions.get(stem) or []
-        notes.append({"file": path, "status": "read", "records": len(records), "corrupt_lines": corrupt,
-                      "hosts": sorted({r["host"] for r in records})})
+            transitions[label] = transitions.get(label) or []
+        notes.append({"file": path, "node": label, "status": "read", "records": len(records),
+                      "corrupt_lines": corrupt, "hosts": sorted({r["host"] for r in records})})
         if corrupt:
             warnings.append(f"transition log {path}: {corrupt} corrupt lines ignored")
     if vrrp_instance is None and len(instances) > 1:
@@ -690,8 +694,9 @@ def _parser():
         description="Judge a failover drill from its request log, Keepalived transition logs and"
                     " events. Prints one summary line; exit 0 pass, 1 threshold missed, 2 bad input.")
     parser.add_argument("--requests", required=True, help="load generator log (JSON lines)")
-    parser.add_argument("--transitions", nargs="*", default=[], metavar="FILE",
-                        help="Keepalived transition log per node (JSON lines; missing = unknown)")
+    parser.add_argument("--transitions", nargs="*", default=[], metavar="[HOST=]FILE",
+                        help="Keepalived transition log per node (JSON lines); HOST names the node"
+                             " if the file is missing or empty (its state is then unknown)")
     parser.add_argument("--events", required=True, help="drill events (JSON object)")
     parser.add_argument("--thresholds", help="JSON object, inline or a file path (default: none)")
     parser.add_argument("--out-dir", help="where report.json, report.md and timeline.png go"
