@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import threading
+import sys
 import time
 
 import pytest
@@ -95,6 +96,33 @@ def test_full_queue_rejects_immediately_with_retry_after(tmp_path, espeak_bin):
         assert metric(m, "tts_queue_depth") == 0 and metric(m, "tts_inflight_synthesis") == 0
         # and it recovers
         assert server.tts("after the storm", no_cache=True).status == 200
+    finally:
+        assert server.stop() == 0
+
+
+def test_health_probe_is_not_starved_by_a_full_queue(tmp_path, espeak_bin):
+    """Busy but speaking is healthy: with the queue full, the real-synthesis probe still passes."""
+    sys.path.insert(0, str(REPO / "module_utils"))
+    import tts_probe
+
+    server = TTSServer(tmp_path, "tts-srv-lane", TTS_CONCURRENCY="1", TTS_QUEUE_MAX="1",
+                       DISABLE_AUDIO_CACHE="true")
+    server.start()
+    try:
+        busy = [threading.Thread(target=server.tts, args=(f"Busy {i}. " + LONG_SENTENCE * 2,),
+                                 kwargs={"timeout": 90}, daemon=True) for i in range(3)]
+        for t in busy:
+            t.start()
+        deadline = time.monotonic() + 10
+        while metric(server.metrics(), "tts_queue_depth") < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{server.port}/tts"
+        plain = tts_probe.probe(url, timeout=3)
+        assert not plain["healthy"] and plain["status"] == 503, plain  # ordinary requests are refused now
+        probe = tts_probe.probe(url, timeout=3, headers={"X-TTS-Probe": "1"})
+        assert probe["healthy"], probe["reason"]
+        for t in busy:
+            t.join(120)
     finally:
         assert server.stop() == 0
 

@@ -148,3 +148,32 @@ def test_metrics_render_is_prometheus_text():
     assert m[("t_latency_seconds_bucket", (("le", "+Inf"), ("path", "/a")))] == 3
     assert m[("t_latency_seconds_count", (("path", "/a"),))] == 3
     assert m[("t_info", (("instance", 'we"ird\\name'),))] == 1
+
+
+def test_admission_probe_lane_bypasses_a_full_queue():
+    """A health check is admitted while real work fills every worker and the queue."""
+    adm = Admission(workers=1, queue_max=0, queue_timeout=0.3, probe_lane=1)
+    entered, release = threading.Event(), threading.Event()
+
+    def hold():
+        with adm.slot():
+            entered.set()
+            release.wait(5)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert entered.wait(5)
+        with pytest.raises(QueueFull):  # ordinary work is turned away ...
+            with adm.slot():
+                pass
+        with adm.slot(probe=True):  # ... a probe is not
+            assert adm.probe_active == 1
+            # the lane is bounded too: a second concurrent probe falls back to the queue
+            with pytest.raises(QueueFull):
+                with adm.slot(probe=True):
+                    pass
+        assert adm.probe_active == 0
+    finally:
+        release.set()
+        t.join(5)

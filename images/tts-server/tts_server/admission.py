@@ -19,8 +19,10 @@ class QueueFull(Exception):
 
 
 class Admission:
-    def __init__(self, workers: int, queue_max: int, queue_timeout: float) -> None:
+    def __init__(self, workers: int, queue_max: int, queue_timeout: float, probe_lane: int = 0) -> None:
         self.workers = workers
+        self.probe_lane = probe_lane
+        self.probe_active = 0
         self.queue_max = queue_max
         self.queue_timeout = queue_timeout
         self._cond = threading.Condition(threading.Lock())
@@ -34,7 +36,21 @@ class Admission:
         return max(1, min(60, math.ceil(self._ewma * max(1.0, backlog))))
 
     @contextmanager
-    def slot(self) -> Iterator[None]:
+    def slot(self, probe: bool = False) -> Iterator[None]:
+        # A health check skips the queue on its own small lane: it still runs the real model
+        # (a hung or broken model still fails it), but a full queue of real work cannot starve it.
+        if probe:
+            with self._cond:
+                lane = self.probe_active < self.probe_lane
+                if lane:
+                    self.probe_active += 1
+            if lane:
+                try:
+                    yield
+                finally:
+                    with self._cond:
+                        self.probe_active -= 1
+                return
         with self._cond:
             if self.active >= self.workers:
                 if self.waiting >= self.queue_max:

@@ -94,7 +94,8 @@ class Service:
         self.espeak = EspeakEngine(settings.espeak_bin)
         self.voices = build_voicebook(self.piper, self.espeak)
         self.cache = AudioCache(settings.cache_max_entries, settings.cache_max_bytes) if settings.cache_enabled else None
-        self.admission = Admission(settings.concurrency, settings.queue_max, settings.queue_timeout)
+        self.admission = Admission(settings.concurrency, settings.queue_max, settings.queue_timeout,
+                                   settings.probe_lane)
         self.faults = faults.FaultFile(
             settings.fault_file,
             on_invalid=lambda v: self.log("fault_file_invalid", level="warning", value=v[:64],
@@ -236,7 +237,8 @@ class Service:
         }
 
     # ---- synthesis -----------------------------------------------------------------------
-    def synthesize(self, voice, text: str, speed: float, use_cache: bool, info: Dict[str, Any]) -> Tuple[bytes, int]:
+    def synthesize(self, voice, text: str, speed: float, use_cache: bool, info: Dict[str, Any],
+                   probe: bool = False) -> Tuple[bytes, int]:
         key = (voice.id, speed, text)
         if self.cache is not None:
             if use_cache:
@@ -251,7 +253,7 @@ class Service:
             raise ApiError(503, f"voice {voice.id!r} is not available: {voice.error or 'not loaded'}",
                            "voice", {"Retry-After": "5"})
         try:
-            with self.admission.slot():
+            with self.admission.slot(probe=probe and len(text) <= self.s.probe_max_chars):
                 if self.faults.mode() == "slow":
                     info["fault"] = "slow"
                     self.m_faults.inc(mode="slow")
@@ -560,7 +562,8 @@ class Handler(BaseHTTPRequestHandler):
             return 200
 
         no_cache = "no-cache" in (self.headers.get("Cache-Control") or "").lower()
-        pcm, rate = svc.synthesize(voice, text, speed, use_cache=not no_cache, info=self._info)
+        probe = self.headers.get("X-TTS-Probe") is not None
+        pcm, rate = svc.synthesize(voice, text, speed, use_cache=not no_cache, info=self._info, probe=probe)
         svc.m_audio.inc(len(pcm) / 2 / rate, voice=voice.id)
         self._send_audio(pcm, rate, fmt, voice.id)
         return 200

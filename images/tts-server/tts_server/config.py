@@ -72,6 +72,10 @@ class Settings:
     concurrency: int = 1
     queue_max: int = 8
     queue_timeout: float = 30.0
+    # Health checks (X-TTS-Probe header, text up to this many chars) get their own lane, so an
+    # instance that is busy but still speaks is not failed over. 0 disables the lane.
+    probe_max_chars: int = 16
+    probe_lane: int = 2
     max_text_chars: int = 2000
     max_body_bytes: int = 64 * 1024
     fault_file: str = "/tmp/tts-fault"
@@ -114,6 +118,8 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         concurrency=_int(env, "TTS_CONCURRENCY", default_conc, 1, 64),
         queue_max=_int(env, "TTS_QUEUE_MAX", 8, 0, 10_000),
         queue_timeout=_float(env, "TTS_QUEUE_TIMEOUT", 30.0, 0.1, 3600.0),
+        probe_max_chars=_int(env, "TTS_PROBE_MAX_CHARS", 16, 0, 1000),
+        probe_lane=_int(env, "TTS_PROBE_LANE", 2, 0, 16),
         max_text_chars=_int(env, "TTS_MAX_TEXT_CHARS", 2000, 1, 1_000_000),
         max_body_bytes=_int(env, "TTS_MAX_BODY_BYTES", 64 * 1024, 1024, 64 * 1024 * 1024),
         fault_file=(env.get("TTS_FAULT_FILE") or "/tmp/tts-fault").strip(),
