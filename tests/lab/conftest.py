@@ -55,3 +55,9 @@ def lab():
         yield recap
     finally:
         playbook("lab.yml", extra_vars={"lab_state": "down"})
+
+
+@pytest.fixture(scope="session")
+def site(lab):
+    """site.yml deployed once on the private lab: (rc, output, recap)."""
+    return playbook("site.yml")

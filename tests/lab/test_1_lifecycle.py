@@ -1,4 +1,4 @@
-"""The README's lab command on the private lab: up, site.yml, idempotence, down."""
+"""The README's lab command on the private lab: bad settings, up, site.yml, idempotence."""
 import subprocess
 
 import pytest
@@ -24,7 +24,7 @@ def test_bad_settings_refused_before_anything_is_created(bad, names):
     assert not any(lab_objects().values()), f"{bad} created something: {lab_objects()}"
 
 
-def test_up_site_idempotent_and_reachable(lab):
+def test_up_site_idempotent_and_reachable(lab, site):
     nodes = sorted(h for h in lab_objects()["ps"])
     assert len(nodes) == 2
     for i in (1, 2):
@@ -32,7 +32,7 @@ def test_up_site_idempotent_and_reachable(lab):
                                capture_output=True, text=True).stdout.strip()
         assert state in ("running", "degraded")
 
-    rc, out, recap = playbook("site.yml")
+    rc, out, recap = site
     assert rc == 0, out[-4000:]
     node_recaps = {h: r for h, r in recap.items() if h.startswith(LAB_NAME)}
     assert set(node_recaps) == {f"{LAB_NAME}-node1", f"{LAB_NAME}-node2"}
@@ -45,12 +45,3 @@ def test_up_site_idempotent_and_reachable(lab):
 
     rc, out, recap = playbook("lab.yml")
     assert rc == 0 and recap["localhost"]["changed"] == 0, out[-3000:]
-
-
-def test_down_leaves_nothing(lab):
-    rc, out, _ = playbook("lab.yml", extra_vars={"lab_state": "down"})
-    assert rc == 0, out[-3000:]
-    assert lab_objects() == {"ps": [], "network": [], "volume": []}
-    # down twice is fine and changes nothing
-    rc, out, recap = playbook("lab.yml", extra_vars={"lab_state": "down"})
-    assert rc == 0 and recap["localhost"]["changed"] == 0

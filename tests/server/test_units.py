@@ -71,10 +71,9 @@ def test_cache_is_lru_and_bounded_by_entries_and_bytes():
     assert st["hits"] == 2 and st["misses"] == 1
 
 
-def test_admission_rejects_when_queue_full_and_times_out():
-    adm = Admission(workers=1, queue_max=1, queue_timeout=0.3)
-    entered = threading.Event()
-    release = threading.Event()
+def hold_worker(adm):
+    """Occupy one worker of adm from a thread; returns (release event, thread)."""
+    entered, release = threading.Event(), threading.Event()
 
     def hold():
         with adm.slot():
@@ -83,7 +82,13 @@ def test_admission_rejects_when_queue_full_and_times_out():
 
     t = threading.Thread(target=hold)
     t.start()
-    entered.wait(5)
+    assert entered.wait(5)
+    return release, t
+
+
+def test_admission_rejects_when_queue_full_and_times_out():
+    adm = Admission(workers=1, queue_max=1, queue_timeout=0.3)
+    release, t = hold_worker(adm)
     waiter_result = {}
 
     def wait_in_queue():
@@ -153,17 +158,8 @@ def test_metrics_render_is_prometheus_text():
 def test_admission_probe_lane_bypasses_a_full_queue():
     """A health check is admitted while real work fills every worker and the queue."""
     adm = Admission(workers=1, queue_max=0, queue_timeout=0.3, probe_lane=1)
-    entered, release = threading.Event(), threading.Event()
-
-    def hold():
-        with adm.slot():
-            entered.set()
-            release.wait(5)
-
-    t = threading.Thread(target=hold)
-    t.start()
+    release, t = hold_worker(adm)
     try:
-        assert entered.wait(5)
         with pytest.raises(QueueFull):  # ordinary work is turned away ...
             with adm.slot():
                 pass
