@@ -12,7 +12,7 @@ export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 LOCK      := flock /tmp/tts-ha-docker.lock
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: help deps venv engine images lab lab-down lint pytest molecule test bench clean
+.PHONY: help deps venv collections engine images lab lab-down lint pytest molecule test bench clean
 
 help:
 	@echo "make lab       bring up the embedded lab and deploy site.yml on it"
@@ -31,11 +31,17 @@ $(VENV)/.installed: requirements.txt
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
 
+# Galaxy when reachable; otherwise the same pinned versions bundled in the ansible package.
+collections: venv
+	@timeout 60 $(BIN)/ansible-galaxy collection install -r requirements.yml -p collections >/dev/null 2>&1 \
+	  && echo "collections: installed from Galaxy into ./collections" \
+	  || echo "collections: Galaxy unreachable; using the versions bundled in the ansible package"
+
 # Docker engine on the controller + cached base/node images (what molecule needs).
-engine images: venv
+engine images: venv collections
 	$(LOCK) $(BIN)/ansible-playbook playbooks/lab.yml -e lab_state=images
 
-lab: venv
+lab: venv collections
 	$(LOCK) $(BIN)/ansible-playbook playbooks/lab.yml
 	$(BIN)/ansible-playbook playbooks/site.yml
 
