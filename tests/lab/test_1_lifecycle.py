@@ -45,3 +45,21 @@ def test_up_site_idempotent_and_reachable(lab, site):
 
     rc, out, recap = playbook("lab.yml")
     assert rc == 0 and recap["localhost"]["changed"] == 0, out[-3000:]
+
+
+@pytest.mark.parametrize("bad, expected", [
+    ({"keepalived_vip": "10.9.9.9"}, "keepalived_vip '10.9.9.9' must be an IPv4 address inside the subnet"),
+    ({"keepalived_vip": "172.29.78.11"}, "is the address of a node"),
+    ({"keepalived_virtual_router_id": 300}, "keepalived_virtual_router_id 300 must be 1-255"),
+    ({"keepalived_priority": 100}, "distinct across tts_nodes"),
+    ({"keepalived_vrrp_version": 2, "keepalived_advert_int": 1}, "keepalived_auth_pass is unset or a placeholder"),
+    ({"keepalived_vrrp_version": 2, "keepalived_advert_int": 0.5, "keepalived_auth_pass": "s3cret"},
+     "sub-second adverts need keepalived_vrrp_version 3"),
+    ({"keepalived_check_interval": 0.5}, "keepalived_check_interval"),
+])
+def test_bad_vrrp_settings_refused_before_any_change(site, bad, expected):
+    rc, out, recap = playbook("site.yml", extra_vars=bad, timeout=300)
+    assert rc != 0
+    assert expected in out, out[-2500:]
+    assert "PLAY [Docker hosts]" not in out
+    assert all(r["changed"] == 0 for r in recap.values())
