@@ -63,3 +63,4 @@ def test_bad_vrrp_settings_refused_before_any_change(site, bad, expected):
     assert expected in out, out[-2500:]
     assert "PLAY [Docker hosts]" not in out
     assert all(r["changed"] == 0 for r in recap.values())
+    assert "PLAY [Validate the network settings]" in out  # refused by the VRRP checks, not earlier

@@ -38,7 +38,7 @@ def test_drill_then_failback(deployed, fault):
     fig = report["figures"]
     assert report["passed"] and fig["vip_moved"] and not fig["auto_failback"]
     assert fig["split_brain_s"] == 0 and fig["ok"] > fig["failed"]
-    assert fig["rto_first_ok_s"] is not None and fig["rto_first_ok_s"] > 0
+    assert fig["rto_first_ok_s"] is not None  # 0 when no client saw the fault (host_down)
 
     # The service is on the standby now; the gated failback returns it on purpose. Without the
     # router the VIP itself moves back, which resets the TCP connections in flight on the old
