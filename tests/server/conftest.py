@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tts_srv_helpers import TTSServer, ensure_debian_tool
+from tts_srv_helpers import TTSServer, debian_tool_or_skip
 
 
 @pytest.fixture(scope="session")
 def espeak_bin():
-    path = ensure_debian_tool("espeak-ng", "espeak-ng")
-    if path is None:
-        pytest.skip("espeak-ng is not installed (listed in .ci/apt-packages.txt)")
-    return path
+    return debian_tool_or_skip("espeak-ng", "espeak-ng")
 
 
 @pytest.fixture(scope="session")

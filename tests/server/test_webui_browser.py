@@ -7,17 +7,14 @@ import time
 
 import pytest
 
-from tts_srv_helpers import ensure_debian_tool, metric
+from tts_srv_helpers import debian_tool_or_skip, metric
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def chromium_bin():
-    path = ensure_debian_tool("chromium", "chromium")
-    if path is None:
-        pytest.skip("chromium is not installed (listed in .ci/apt-packages.txt)")
-    return path
+    return debian_tool_or_skip("chromium", "chromium")
 
 
 @pytest.fixture

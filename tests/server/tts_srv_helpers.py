@@ -18,6 +18,8 @@ import wave
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 SERVER_DIR = REPO / "images" / "tts-server"
 MODULE_UTILS = REPO / "module_utils"
@@ -165,6 +167,14 @@ def ensure_debian_tool(binary: str, package: str, timeout: float = 600.0) -> Opt
 
 
 # ---- the server process -------------------------------------------------------------------
+def debian_tool_or_skip(binary: str, package: str) -> str:
+    """The tool's path (installed on demand, see ensure_debian_tool), or skip naming the CI package list."""
+    path = ensure_debian_tool(binary, package)
+    if path is None:
+        pytest.skip(f"{binary} is not installed (listed in .ci/apt-packages.txt)")
+    return path
+
+
 class TTSServer:
     """Runs ``python -m tts_server`` on an ephemeral 127.0.0.1 port with its own fault file."""
 
