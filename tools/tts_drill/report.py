@@ -15,7 +15,9 @@ Definitions (F = fault_at; "failed" = outcome other than ok; requests ordered by
 - rto_first_ok_s: F -> end of the first ok request starting after the outage began.
 - rto_steady_s: F -> start of the first request that opens steady_window consecutive ok requests.
 - outage window: outage begin -> latest end of a hit request that started before steady state.
-- serving switches: changes of X-TTS-Instance between consecutive ok responses.
+- serving switches: changes of X-TTS-Instance between consecutive ok responses, timed at the end
+  of the first response from the new instance (a request in flight at F that a router re-sends
+  to the standby switches when the client sees it, after F).
 - VIP holders: a node's state lasts from one logged transition to its next (UNKNOWN before its
   first, or without a log); a VIP move is a node becoming MASTER while another held it last.
 - detection_s: F -> first moment a node other than the MASTER at F is MASTER, before the
@@ -53,6 +55,9 @@ THRESHOLDS = {
     "max_detection_s": ("detection_s", "<="),
     "min_requests": ("total", ">="),
     "no_auto_failback": ("auto_failback", "is false"),
+    # With routers, the serving instance returns to the primary by design; only the VIP waits.
+    "no_vip_auto_failback": ("vip_auto_failback", "is false"),
+    "no_vip_move": ("vip_moved", "is false"),
 }
 
 
@@ -240,7 +245,7 @@ def _serving(ordered, events, steady_at, warnings):
         counts = served_by[phase_of(record)]
         counts[instance] = counts.get(instance, 0) + 1
         if current is not None and instance != current:
-            switches.append({"t": record["t_start"], "t_rel": _round(record["t_start"] - fault_at),
+            switches.append({"t": record["t_end"], "t_rel": _round(record["t_end"] - fault_at),
                              "from": current, "to": instance})
         current = instance
 
