@@ -174,6 +174,34 @@ def test_split_brain_overlapping_masters():
     assert "split_brain=1.5s" in report["summary"]
 
 
+def test_split_brain_alert_from_the_watch_is_reported_and_required(tmp_path):
+    """ALERT lines (the nodes' split-brain watch) share the transition logs: they never count as
+    VRRP states, and `no_unalerted_split_brain` fails a split brain nobody alerted about."""
+    def alert(host, t, state):
+        return {"ts": FAULT_AT + t, "host": host, "instance": "VI_TTS", "type": "ALERT", "state": state,
+                "priority": None}
+    split = {"node1": transitions("node1", (-100, "MASTER")),
+             "node2": transitions("node2", (-100, "BACKUP"), (2.0, "MASTER"), (6.0, "BACKUP"))}
+    need = {"no_unalerted_split_brain": True}
+    silent = build_report(synth_requests(failover), split, events(fault="partition"), need, 10)
+    assert silent["figures"]["split_brain_unalerted"] is True and silent["passed"] is False
+
+    split["node2"] += [alert("node2", 2.5, "SPLIT_BRAIN"), alert("node2", 6.1, "SPLIT_BRAIN_CLEARED")]
+    paths = []
+    for host, records in split.items():
+        write_jsonl(tmp_path / f"{host}.jsonl", records)
+        paths.append(f"{host}={tmp_path / f'{host}.jsonl'}")
+    loaded, notes, warnings = load_transitions(paths)
+    assert warnings == [] and all(note["corrupt_lines"] == 0 for note in notes)
+    report = build_report(synth_requests(failover), loaded, events(fault="partition"), need, 10)
+    assert report["figures"]["split_brain_s"] == 4.0  # the ALERT lines are not VRRP states
+    assert report["figures"]["split_brain_alerted"] is True and report["passed"] is True
+    assert [(a["t_rel"], a["host"], a["state"]) for a in report["alerts"]] == [
+        (2.5, "node2", "SPLIT_BRAIN"), (6.1, "node2", "SPLIT_BRAIN_CLEARED")]
+    assert "split_brain=4.0s (alerted)" in report["summary"]
+    assert "| 2.5 | node2 | SPLIT_BRAIN |" in drill_report.render_markdown(report)
+
+
 def test_split_brain_that_started_before_the_window_is_clipped_to_it():
     nodes = {"node1": transitions("node1", (-100, "MASTER")),
              "node2": transitions("node2", (-50, "MASTER"), (1.0, "BACKUP"))}

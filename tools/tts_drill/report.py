@@ -39,6 +39,8 @@ from tts_drill import OUTCOMES, percentile
 # Fault kinds that must not move the VIP nor the serving instance (any move is a false failover).
 FAULTS_WITHOUT_FAILOVER = frozenset({"overload"})
 VRRP_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
+# Alert lines (type ALERT) in the same logs, from the nodes' split-brain watch.
+ALERT_STATES = ("SPLIT_BRAIN", "SPLIT_BRAIN_CLEARED")
 UNKNOWN = "UNKNOWN"  # a node's state before its first logged transition, or without a log
 PHASES = ("before_fault", "outage", "after_recovery")
 DEFAULT_STEADY_WINDOW = 10
@@ -58,6 +60,8 @@ THRESHOLDS = {
     # With routers, the serving instance returns to the primary by design; only the VIP waits.
     "no_vip_auto_failback": ("vip_auto_failback", "is false"),
     "no_vip_move": ("vip_moved", "is false"),
+    # A split brain that no node's split-brain watch alerted about.
+    "no_unalerted_split_brain": ("split_brain_unalerted", "is false"),
 }
 
 
@@ -85,6 +89,12 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
     ordered = sorted(requests, key=lambda r: (r["t_start"], r.get("seq") or 0))
     window = _window(ordered, events)
     warnings = []
+    alerts = sorted(({"t": r["ts"], "t_rel": _round(r["ts"] - fault_at), "host": r["host"], "state": r["state"]}
+                     for records in transitions.values() for r in records or []
+                     if r.get("type") == "ALERT" and window[0] <= r["ts"] <= window[1]),
+                    key=lambda a: a["t"])
+    transitions = {host: None if records is None else [r for r in records if r.get("type", "INSTANCE") == "INSTANCE"]
+                   for host, records in transitions.items()}
 
     client = _client_figures(ordered, fault_at, steady_window, warnings)
     serving = _serving(ordered, events, client["steady_at"], warnings)
@@ -104,7 +114,9 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
         "auto_failback": bool(auto_failback_times),
         "false_failover": bool(false_events),
         "false_failovers": len(false_events),
+        "split_brain_alerted": any(a["state"] == "SPLIT_BRAIN" for a in alerts),
     }
+    figures["split_brain_unalerted"] = bool(vip["split_brain_s"]) and not figures["split_brain_alerted"]
     checks = [_check(name, limit, figures) for name, limit in thresholds.items()]
     report = {
         "fault": events["fault"],
@@ -131,6 +143,7 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
         "switches": serving["switches"],
         "vip": vip["detail"],
         "false_failover_events": false_events,
+        "alerts": alerts,
         "settings": events.get("settings") or {},
         "events": events,
         "warnings": warnings,
@@ -431,7 +444,9 @@ def summary_line(report):
     return (f"drill {report['fault']}: {verdict} rto_first_ok={seconds(figures['rto_first_ok_s'])}"
             f" rto_steady={seconds(figures['rto_steady_s'])}"
             f" failed={figures['failed']}/{figures['total']}"
-            f" split_brain={figures['split_brain_s']:.1f}s detection={seconds(figures['detection_s'])}"
+            f" split_brain={figures['split_brain_s']:.1f}s"
+            f"{' (alerted)' if figures.get('split_brain_alerted') else ''}"
+            f" detection={seconds(figures['detection_s'])}"
             f" auto_failback={'yes' if figures['auto_failback'] else 'no'}")
 
 
@@ -513,7 +528,7 @@ def load_requests(path):
 def _valid_transition(record):
     return (isinstance(record, dict) and _is_number(record.get("ts"))
             and isinstance(record.get("host"), str) and record["host"]
-            and record.get("state") in VRRP_STATES)
+            and record.get("state") in (ALERT_STATES if record.get("type") == "ALERT" else VRRP_STATES))
 
 
 def load_transitions(paths, vrrp_instance=None):
@@ -536,7 +551,7 @@ def load_transitions(paths, vrrp_instance=None):
             transitions.setdefault(label, None)
             notes.append({"file": path, "node": label, "status": "missing", "error": exc.strerror or str(exc)})
             continue
-        records = [r for r in records if r.get("type", "INSTANCE") == "INSTANCE"]
+        records = [r for r in records if r.get("type", "INSTANCE") in ("INSTANCE", "ALERT")]
         instances.update(r["instance"] for r in records if r.get("instance") is not None)
         if vrrp_instance is not None:
             records = [r for r in records if r.get("instance") == vrrp_instance]
@@ -658,6 +673,8 @@ def render_markdown(report):
         lines += _table(("split brain from", "to", "seconds", "MASTER nodes"),
                         [(s["start_rel"], s["end_rel"], s["duration_s"], ", ".join(s["hosts"]))
                          for s in vip["split_brain_intervals"]])
+    if report.get("alerts"):
+        lines += _table(("alert at", "node", "alert"), [(a["t_rel"], a["host"], a["state"]) for a in report["alerts"]])
     if vip["moves"]:
         lines += _table(("VIP moved at", "from", "to"),
                         [(m["t_rel"], ", ".join(m["from"]), m["host"]) for m in vip["moves"]])

@@ -6,6 +6,7 @@ Tests run in file order and each leaves the state the next one starts from.
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -79,11 +80,30 @@ def test_recovered_primary_does_not_take_the_vip_back():
     assert speak()["instance"] == "tts-standby"
 
 
-def test_planned_handover_back_to_primary():
-    # What failback.yml automates: the standby's keepalived steps down, the healthy primary takes over.
-    NODES["ha2"].check_output("systemctl restart keepalived")
-    assert wait_for(lambda: holders() == ["ha1"], 15), holders()
-    assert wait_for(lambda: speak()["instance"] == "tts-primary", 10)
+def test_planned_handover_back_to_primary_loses_no_request():
+    """What failback.yml automates, under traffic: keepalived-handover on ha2 holds new
+    connections off, lets the requests in flight finish, then steps down; the primary takes over."""
+    results = []
+
+    def load():  # bounded: 32 requests, one every 0.25 s at most
+        for _ in range(32):
+            started = time.monotonic()
+            results.append(tts_probe.probe(URL, timeout=5))
+            time.sleep(max(0.0, 0.25 - (time.monotonic() - started)))
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    time.sleep(2)
+    out = NODES["ha2"].check_output(f"/usr/local/lib/tts-ha/keepalived-handover --vip {VIP} --port 8000")
+    worker.join(60)
+    handover = json.loads(out)
+    assert handover["ok"] and handover["left_in_flight"] == 0, handover
+    assert holders() == ["ha1"]
+    failed = [r["reason"] for r in results if not r["healthy"]]
+    assert len(results) == 32 and not failed, failed
+    assert results[-1]["instance"] == "tts-primary"
+    assert NODES["ha2"].run("iptables -t raw -S PREROUTING").stdout.count("tts-ha-handover") == 0
+    assert wait_for(lambda: [t["state"] for t in transitions("ha2")][-1] == "BACKUP", 10)
 
 
 def test_primary_node_down_standby_holds_vip():
