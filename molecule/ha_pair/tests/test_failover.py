@@ -94,16 +94,57 @@ def test_planned_handover_back_to_primary_loses_no_request():
     worker = threading.Thread(target=load)
     worker.start()
     time.sleep(2)
-    out = NODES["ha2"].check_output(f"/usr/local/lib/tts-ha/keepalived-handover --vip {VIP} --port 8000")
+    moved = handover("ha2")
     worker.join(60)
-    handover = json.loads(out)
-    assert handover["ok"] and handover["left_in_flight"] == 0, handover
+    assert moved["ok"] and moved["left_in_flight"] == 0, moved
     assert holders() == ["ha1"]
     failed = [r["reason"] for r in results if not r["healthy"]]
     assert len(results) == 32 and not failed, failed
     assert results[-1]["instance"] == "tts-primary"
     assert NODES["ha2"].run("iptables -t raw -S PREROUTING").stdout.count("tts-ha-handover") == 0
     assert wait_for(lambda: [t["state"] for t in transitions("ha2")][-1] == "BACKUP", 10)
+
+
+def handover(node):
+    out = NODES[node].check_output(f"/usr/local/lib/tts-ha/keepalived-handover --vip {VIP} --port 8000")
+    return json.loads(out)
+
+
+def test_killed_keepalived_comes_back_and_clears_its_stale_vip():
+    """SIGKILL leaves the VIP on ha1's interface while ha2 takes over; systemd restarts keepalived
+    a second later (role drop-in), it comes up in BACKUP and removes the stale address."""
+    NODES["ha1"].check_output("pkill -KILL -x keepalived")
+    assert wait_for(lambda: "ha2" in holders(), 10), holders()
+    assert wait_for(lambda: holders() == ["ha2"], 15), holders()
+    assert NODES["ha1"].service("keepalived").is_running
+    assert wait_for(lambda: [t["state"] for t in transitions("ha1")][-1] == "BACKUP", 10)
+    assert speak()["instance"] == "tts-standby"
+    assert handover("ha2")["ok"] and holders() == ["ha1"]
+
+
+def alerts(node):
+    return [t["state"] for t in transitions(node) if t.get("type") == "ALERT"]
+
+
+def test_partition_split_brain_is_alerted_by_the_watch():
+    """VRRP dropped both ways: both nodes become MASTER and no transition says so; the split-brain
+    watch on each node finds the other holder by ARP and alerts, then clears once VRRP is back."""
+    before = {node: len(alerts(node)) for node in NODES}
+    peer = {"ha1": "172.29.79.12", "ha2": "172.29.79.11"}
+    rule = "INPUT -p 112 -s {} -j DROP -m comment --comment tts-ha-test"
+    for node in NODES:
+        NODES[node].check_output(f"iptables -I {rule.format(peer[node])}")
+    try:
+        assert wait_for(lambda: holders() == ["ha1", "ha2"], 10), holders()
+        for node in NODES:
+            assert wait_for(lambda n=node: "SPLIT_BRAIN" in alerts(n)[before[n]:], 15), alerts(node)
+    finally:
+        for node in NODES:
+            NODES[node].run(f"iptables -D {rule.format(peer[node])}")
+    # The higher priority (ha1) stays MASTER; the watch says the split brain is over.
+    assert wait_for(lambda: holders() == ["ha1"], 10), holders()
+    for node in NODES:
+        assert wait_for(lambda n=node: alerts(n)[-1] == "SPLIT_BRAIN_CLEARED", 15), alerts(node)
 
 
 def test_primary_node_down_standby_holds_vip():
