@@ -114,6 +114,19 @@ def test_router_resending_the_request_in_flight_and_returning_by_design():
     assert [c["name"] for c in moved["checks"] if not c["pass"]] == ["no_vip_move"]
 
 
+def test_rto_is_the_first_valid_synthesis_back_not_the_first_sent():
+    """A request sent right after the outage began whose SYN waited 1 s for the VIP to move ends
+    after later ones: recovery is when the first valid synthesis came back."""
+    def behaviour(t):
+        if 0 <= t < 0.1:
+            return "connection_error", None, 0.001
+        if 0.1 <= t < 0.2:
+            return "ok", "tts-backup", 1.3  # sent at 0.1, answered at 1.4
+        return "ok", "tts-primary" if t < 0 else "tts-backup", 0.1
+    report = build_report(synth_requests(behaviour), vip_failover(), events(), {}, 10)
+    assert report["figures"]["rto_first_ok_s"] == 0.3  # sent at 0.2, answered at 0.3
+
+
 def test_fault_taking_effect_late_does_not_shorten_the_rto():
     def behaviour(t):
         if 0.5 <= t < 1.5:

@@ -12,7 +12,7 @@ Definitions (F = fault_at; "failed" = outcome other than ok; requests ordered by
   client-visible outage, both RTOs are 0.
 - outage begins at max(F, start of the first hit request). Recovery is looked for only among
   requests starting from then on, so a fault that bites a little after F cannot shorten the RTO.
-- rto_first_ok_s: F -> end of the first ok request starting after the outage began.
+- rto_first_ok_s: F -> the earliest end of an ok request starting after the outage began.
 - rto_steady_s: F -> start of the first request that opens steady_window consecutive ok requests.
 - outage window: outage begin -> latest end of a hit request that started before steady state.
 - serving switches: changes of X-TTS-Instance between consecutive ok responses, timed at the end
@@ -165,7 +165,9 @@ def _client_figures(ordered, fault_at, steady_window, warnings):
         # fault_at, and the ok requests in between prove nothing about recovery.
         outage_begins = max(fault_at, hit[0]["t_start"])
         candidates = [r for r in ordered if r["t_start"] >= outage_begins]
-        first_ok = next((r for r in candidates if r["outcome"] == "ok"), None)
+        # The first valid synthesis the clients got back: the earliest end, since a request sent
+        # earlier may have waited longer (e.g. a SYN retransmitted across a VIP move).
+        first_ok = min((r for r in candidates if r["outcome"] == "ok"), key=lambda r: r["t_end"], default=None)
         steady = _first_steady_run(candidates, steady_window)
         in_outage = [r for r in hit if steady is None or r["t_start"] < steady["t_start"]]
         end = max(r["t_end"] for r in in_outage)
