@@ -114,6 +114,18 @@ def test_router_resending_the_request_in_flight_and_returning_by_design():
     assert [c["name"] for c in moved["checks"] if not c["pass"]] == ["no_vip_move"]
 
 
+def test_failures_after_the_restore_are_counted_apart():
+    def behaviour(t):
+        if 6.0 <= t < 6.5:
+            return "http_error", "tts-backup", 0.01  # standby starved while the primary reboots
+        return failover(t)
+    limits = {"max_failed_before_restore": 10, "max_failed": 12}
+    report = build_report(synth_requests(behaviour), vip_failover(), events(restored=5), limits, 10)
+    figures = report["figures"]
+    assert (figures["failed"], figures["failed_before_restore"]) == (15, 10)
+    assert [c["name"] for c in report["checks"] if not c["pass"]] == ["max_failed"]
+
+
 def test_rto_is_the_first_valid_synthesis_back_not_the_first_sent():
     """A request sent right after the outage began whose SYN waited 1 s for the VIP to move ends
     after later ones: recovery is when the first valid synthesis came back."""

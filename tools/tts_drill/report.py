@@ -8,6 +8,7 @@ Exit codes: 0 every threshold met, 1 a threshold missed, 2 bad input.
 All times are epoch seconds; figures named ``*_rel`` are seconds relative to the fault.
 
 Definitions (F = fault_at; "failed" = outcome other than ok; requests ordered by start time):
+- failed_before_restore: hit requests that started before restored_at (all of them without one).
 - hit: failed requests that ended after F (those in flight at F count too). None: no
   client-visible outage, both RTOs are 0.
 - outage begins at max(F, start of the first hit request). Recovery is looked for only among
@@ -51,6 +52,7 @@ THRESHOLDS = {
     "max_rto_s": ("rto_first_ok_s", "<="),
     "max_rto_steady_s": ("rto_steady_s", "<="),
     "max_failed": ("failed", "<="),
+    "max_failed_before_restore": ("failed_before_restore", "<="),
     "max_invalid_audio": ("invalid_audio", "<="),
     "max_split_brain_s": ("split_brain_s", "<="),
     "max_false_failovers": ("false_failovers", "<="),
@@ -97,6 +99,12 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
                    for host, records in transitions.items()}
 
     client = _client_figures(ordered, fault_at, steady_window, warnings)
+    # Failures the fault caused, apart from those after the broken part was restored (on a shared
+    # lab machine a rebooting node starves the standby of CPU).
+    restored_at = events.get("restored_at")
+    client["figures"]["failed_before_restore"] = sum(
+        1 for r in ordered if r["outcome"] != "ok" and r["t_end"] > fault_at
+        and (restored_at is None or r["t_start"] < restored_at))
     serving = _serving(ordered, events, client["steady_at"], warnings)
     vip = _vip(transitions, events, window, warnings)
     failovers_expected = events.get("expect_failover", events["fault"] not in FAULTS_WITHOUT_FAILOVER)

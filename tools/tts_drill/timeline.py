@@ -45,7 +45,8 @@ def _event_lines(report):
             ("steady_at", f"steady ({report['steady_window']} ok)", "#2ca02c", ":"),
             ("restored_at", "restored", "#1f77b4", "-."),
             ("failback_at", "planned failback", "#17becf", ":"),
-            ("auto_failback_at", "automatic failback", "#8c564b", "--")):
+            ("auto_failback_at", "automatic failback" if report["figures"]["vip_auto_failback"]
+             else "back on the primary (router)", "#8c564b", "--")):
         # Without a client-visible outage, first ok and steady state are the fault itself.
         if times[key] is not None and (key not in ("first_ok_at", "steady_at")
                                        or report["figures"]["client_outage"]):
