@@ -24,7 +24,6 @@ def test_engine_service_up(host):
 
 def test_daemon_json_merged(daemon):
     assert daemon["live-restore"] is True
-    assert daemon["userland-proxy"] is False  # published ports by DNAT only
     assert daemon["log-driver"] == "json-file"
     # site option overrides the baseline, the baseline's other keys survive
     assert daemon["log-opts"] == {"max-size": "10m", "max-file": "5"}
