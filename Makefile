@@ -12,13 +12,14 @@ export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 LOCK      := flock /tmp/tts-ha-docker.lock
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: help deps venv collections engine images lab lab-down lint pytest molecule test bench clean
+.PHONY: help deps venv collections engine images lab lab-down lint pytest molecule test bench drills clean
 
 help:
 	@echo "make lab       bring up the embedded lab and deploy site.yml on it"
 	@echo "make test      yamllint + ansible-lint + pytest + every molecule scenario"
 	@echo "make lab-down  remove every container, network and volume the lab created"
 	@echo "make bench     print the benchmarks' figures"
+	@echo "make drills    every failover drill + failback on the running lab (optional, ~15 min)"
 
 # Debian packages the kit and its tests need on the controller (only the missing ones).
 deps:
@@ -66,6 +67,10 @@ test: venv deps images
 
 bench: venv
 	$(PY) benchmarks/bench_tts_server.py
+
+# The longer optional drill suite on a running lab (`make lab` first): all seven fault classes.
+drills: venv
+	$(LOCK) scripts/run-drills.sh
 
 clean: lab-down
 	rm -rf build
