@@ -26,8 +26,21 @@ def deployed(site):
     assert rc == 0, out[-3000:]
 
 
+def vip_back_on_the_primary():
+    """The drill starts only from the primary holding the VIP (its preflight says so); on this
+    loaded 2-core machine an earlier step can leave it on the standby (a track-script timeout
+    while everything competes for CPU). failback.yml is the operator's way back (a no-op when
+    there is nothing to do)."""
+    rc, out, _ = playbook("failback.yml", timeout=600)
+    assert rc == 0, out[-3000:]
+    moved = re.findall(r"drill failback: [^\n']*", out)
+    if moved:
+        print("VIP was on the standby before the drill; failback:", moved[-1])
+
+
 @pytest.mark.parametrize("fault", ["crash", "hang", "host_down"])
 def test_drill_then_failback(deployed, fault):
+    vip_back_on_the_primary()
     rc, out, _ = playbook("failover_drill.yml", extra_vars={"drill_fault": fault}, timeout=900)
     summary = re.findall(rf"drill {fault}: \S+ [^\n']*", out)
     print(summary[-1] if summary else out[-2000:])
