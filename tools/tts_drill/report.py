@@ -98,13 +98,7 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
     transitions = {host: None if records is None else [r for r in records if r.get("type", "INSTANCE") == "INSTANCE"]
                    for host, records in transitions.items()}
 
-    client = _client_figures(ordered, fault_at, steady_window, warnings)
-    # Failures the fault caused, apart from those after the broken part was restored (on a shared
-    # lab machine a rebooting node starves the standby of CPU).
-    restored_at = events.get("restored_at")
-    client["figures"]["failed_before_restore"] = sum(
-        1 for r in ordered if r["outcome"] != "ok" and r["t_end"] > fault_at
-        and (restored_at is None or r["t_start"] < restored_at))
+    client = _client_figures(ordered, fault_at, events.get("restored_at"), steady_window, warnings)
     serving = _serving(ordered, events, client["steady_at"], warnings)
     vip = _vip(transitions, events, window, warnings)
     failovers_expected = events.get("expect_failover", events["fault"] not in FAULTS_WITHOUT_FAILOVER)
@@ -160,7 +154,7 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
     return report
 
 
-def _client_figures(ordered, fault_at, steady_window, warnings):
+def _client_figures(ordered, fault_at, restored_at, steady_window, warnings):
     """RTOs, outage window, counts and latencies from the request records."""
     by_outcome = dict.fromkeys(OUTCOMES, 0)
     for record in ordered:
@@ -210,6 +204,9 @@ def _client_figures(ordered, fault_at, steady_window, warnings):
         "ok": by_outcome["ok"],
         "failed": failed,
         "failed_after_fault": len(hit),
+        # Apart from those after the restore (on a shared lab machine a rebooting node starves
+        # the standby of CPU).
+        "failed_before_restore": sum(1 for r in hit if restored_at is None or r["t_start"] < restored_at),
         "failed_after_steady": 0 if steady_at is None else sum(
             1 for r in hit if r["t_start"] >= steady_at),
         "invalid_audio": by_outcome["invalid_audio"],
