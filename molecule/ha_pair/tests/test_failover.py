@@ -91,11 +91,15 @@ def test_planned_handover_back_to_primary_loses_no_request():
             results.append(tts_probe.probe(URL, timeout=5))
             time.sleep(max(0.0, 0.25 - (time.monotonic() - started)))
 
+    alerts_before = {node: len(alerts(node)) for node in NODES}
     worker = threading.Thread(target=load)
     worker.start()
     time.sleep(2)
     moved = handover("ha2")
     worker.join(60)
+    # A planned move is no split brain: the watches (one ARP probe round) raise nothing.
+    time.sleep(3)
+    assert {node: alerts(node)[alerts_before[node]:] for node in NODES} == {"ha1": [], "ha2": []}
     assert moved["ok"] and moved["left_in_flight"] == 0, moved
     assert holders() == ["ha1"]
     failed = [r["reason"] for r in results if not r["healthy"]]
