@@ -80,10 +80,12 @@ def test_failback_refused_when_primary_is_not_healthy(deployed):
     assert rc == 0, out[-3000:]
 
 
-def test_router_on_both_nodes_hides_a_crash(deployed):
+def test_router_on_both_nodes_hides_a_crash_and_a_hang(deployed):
     """Two hosts with HAProxy on each: keepalived checks the local router, so killing the primary
     container costs no request and leaves the VIP where it is (drill thresholds: RTO <= 1 s,
-    0 failed, VIP not moved); HAProxy returns to the primary once it speaks again."""
+    0 failed, VIP not moved); HAProxy returns to the primary once it speaks again. A hung primary
+    costs the requests already on it, but the router takes it out on the first probe it misses
+    and the VIP stays (kit thresholds for a hang with the router)."""
     # Two routers checking both instances add ~6 real syntheses/s on the lab's 2 shared cores:
     # half the usual drill rate keeps the standby within its capacity while the primary reloads.
     router = {"tts_ha_router": True, "drill_rate": 2}
@@ -104,6 +106,14 @@ def test_router_on_both_nodes_hides_a_crash(deployed):
         assert fig["failed"] <= 1 and fig["rto_first_ok_s"] <= 1 and not fig["vip_moved"]
         assert report["served_by"]["after_recovery"].get("tts-standby", 0) > 0  # the crash was real
         assert fig["serving_auto_failback"]  # HAProxy went back to the recovered primary
+
+        rc, out, _ = playbook("failover_drill.yml", timeout=900, extra_vars=dict(router, drill_fault="hang"))
+        print(re.findall(r"drill hang: \S+ [^\n']*", out)[-1:])
+        assert rc == 0, out[-3000:]
+        report = latest_report("hang")
+        fig = report["figures"]
+        assert not fig["vip_moved"] and fig["split_brain_s"] == 0 and fig["rto_first_ok_s"] <= 3.5
+        assert report["served_by"]["after_recovery"].get("tts-standby", 0) > 0  # the hang was real
     finally:
         # Back to the plain two-host deployment for the tests that follow.
         rc, out, _ = playbook("site.yml")
