@@ -5,12 +5,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 lock="flock /tmp/tts-ha-docker.lock"
 passed=0 failed=0 failures=()
+logs=$(mktemp -d)
 
 stage() {
   local name=$1; shift
   local start=$SECONDS
   echo "=== [$name] $*"
-  if "$@"; then
+  if "$@" 2>&1 | tee "$logs/$name.log"; then
     passed=$((passed + 1)); echo "=== [$name] ok ($((SECONDS - start)) s)"
   else
     failed=$((failed + 1)); failures+=("$name"); echo "=== [$name] FAILED ($((SECONDS - start)) s)"
@@ -25,6 +26,11 @@ for s in "$@"; do
 done
 
 echo
+# CI shows only the tail of the output: repeat why each failed stage failed, briefly.
+for name in "${failures[@]}"; do
+  echo "--- why $name failed:"
+  grep -E '^(FAILED |E  |ERROR )|fatal: |FAILED! =>|AssertionError' "$logs/$name.log" | cut -c1-200 | tail -n 8
+done
 [ $failed -eq 0 ] || echo "failed stages: ${failures[*]}"
 echo "stages: $passed passed, $failed failed"
 [ $failed -eq 0 ]
