@@ -139,6 +139,40 @@ def test_rto_is_the_first_valid_synthesis_back_not_the_first_sent():
     assert report["figures"]["rto_first_ok_s"] == 0.3  # sent at 0.2, answered at 0.3
 
 
+def test_requests_stalled_across_a_vip_move_are_an_outage_even_when_none_failed():
+    """Host loss: SYNs sent while no node holds the VIP are retransmitted 1 s later and succeed.
+    Nothing failed, yet the clients waited: the outage starts with the first stalled request."""
+    def behaviour(t):
+        if 0 <= t < 0.6:
+            return "ok", "tts-backup", 1.1  # SYN lost, retransmitted after the VIP moved
+        return "ok", "tts-primary" if t < 0 else "tts-backup", 0.1
+    report = build_report(synth_requests(behaviour), vip_failover(), events(), {"max_rto_s": 0.5}, 10)
+    figures = report["figures"]
+    assert figures["failed"] == 0 and figures["client_outage"] is True
+    assert (figures["stalled_after_fault"], figures["stall_s"]) == (6, 1.0)
+    assert figures["rto_first_ok_s"] == 0.7  # sent at 0.6, answered at 0.7: before the stalled ones
+    assert figures["rto_steady_s"] == 0.6  # stalled answers do not open steady state
+    assert report["outage_window"] == {**report["outage_window"], "start_rel": 0.0, "end_rel": 1.6,
+                                       "failed": 0, "stalled": 6}
+    assert [c["name"] for c in report["checks"] if not c["pass"]] == ["max_rto_s"]
+    assert "No client-visible outage" not in drill_report.render_markdown(report)
+
+
+def test_stall_bound_follows_the_latency_before_the_fault():
+    """Where 0.8 s answers are normal, a 1.1 s answer is no stall: the bound is 3 x p95 (2.4 s)."""
+    def behaviour(t):
+        if 0 <= t < 0.6:
+            return "ok", "tts-backup", 1.1
+        return "ok", "tts-primary" if t < 0 else "tts-backup", 0.8
+    report = build_report(synth_requests(behaviour), vip_failover(), events(), {}, 10)
+    assert report["figures"]["stall_s"] == 2.4
+    assert report["figures"]["client_outage"] is False and report["figures"]["rto_first_ok_s"] == 0.0
+    stricter = build_report(synth_requests(behaviour), vip_failover(), events(), {}, 10, stall_min_s=0.1)
+    assert stricter["figures"]["stall_s"] == 2.4
+    with pytest.raises(ReportInputError, match="stall_min_s must be a positive number"):
+        build_report(synth_requests(behaviour), vip_failover(), events(), {}, 10, stall_min_s=0)
+
+
 def test_fault_taking_effect_late_does_not_shorten_the_rto():
     def behaviour(t):
         if 0.5 <= t < 1.5:

@@ -9,13 +9,17 @@ All times are epoch seconds; figures named ``*_rel`` are seconds relative to the
 
 Definitions (F = fault_at; "failed" = outcome other than ok; requests ordered by start time):
 - failed_before_restore: hit requests that started before restored_at (all of them without one).
-- hit: failed requests that ended after F (those in flight at F count too). None: no
-  client-visible outage, both RTOs are 0.
-- outage begins at max(F, start of the first hit request). Recovery is looked for only among
+- hit: failed requests that ended after F (those in flight at F count too).
+- stalled: ok requests that ended after F but took longer than the stall bound,
+  max(stall_min_s, 3 x p95 latency of the ok requests before F): e.g. a SYN that waited for the
+  VIP to move. Ok, not failed, but the clients saw the service stop.
+- disrupted: hit + stalled. None: no client-visible outage, both RTOs are 0.
+- outage begins at max(F, start of the first disrupted request). Recovery is looked for only among
   requests starting from then on, so a fault that bites a little after F cannot shorten the RTO.
 - rto_first_ok_s: F -> the earliest end of an ok request starting after the outage began.
-- rto_steady_s: F -> start of the first request that opens steady_window consecutive ok requests.
-- outage window: outage begin -> latest end of a hit request that started before steady state.
+- rto_steady_s: F -> start of the first request that opens steady_window consecutive ok requests
+  that are not stalled.
+- outage window: outage begin -> latest end of a disrupted request that started before steady state.
 - serving switches: changes of X-TTS-Instance between consecutive ok responses, timed at the end
   of the first response from the new instance (a request in flight at F that a router re-sends
   to the standby switches when the client sees it, after F).
@@ -45,6 +49,7 @@ ALERT_STATES = ("SPLIT_BRAIN", "SPLIT_BRAIN_CLEARED")
 UNKNOWN = "UNKNOWN"  # a node's state before its first logged transition, or without a log
 PHASES = ("before_fault", "outage", "after_recovery")
 DEFAULT_STEADY_WINDOW = 10
+DEFAULT_STALL_MIN_S = 1.0
 
 # threshold name -> (figure it limits, comparison); a figure that is None (never observed, e.g.
 # no recovery) fails a "max_" limit.
@@ -75,18 +80,22 @@ class ReportInputError(ValueError):
 # The maths
 # --------------------------------------------------------------------------------------------
 
-def build_report(requests, transitions, events, thresholds=None, steady_window=DEFAULT_STEADY_WINDOW):
+def build_report(requests, transitions, events, thresholds=None, steady_window=DEFAULT_STEADY_WINDOW,
+                 stall_min_s=DEFAULT_STALL_MIN_S):
     """Compute every drill figure and the verdict.
 
     requests: load generator records (any order). transitions: {host: [transition records] or
     None when the node's log is missing}. events: the drill's events dict (fault, fault_at
     required). thresholds: {name: limit} from THRESHOLDS, absent names not enforced.
+    stall_min_s: the least latency (s) that makes an ok answer after the fault a stall.
     Raises ReportInputError for unusable events or thresholds.
     """
     events = _check_events(events)
     thresholds = _check_thresholds(thresholds or {})
     if not isinstance(steady_window, int) or steady_window < 1:
         raise ReportInputError(f"steady_window must be a positive integer, got {steady_window!r}")
+    if not _is_number(stall_min_s) or stall_min_s <= 0:
+        raise ReportInputError(f"stall_min_s must be a positive number of seconds, got {stall_min_s!r}")
     fault_at = events["fault_at"]
     ordered = sorted(requests, key=lambda r: (r["t_start"], r.get("seq") or 0))
     window = _window(ordered, events)
@@ -98,7 +107,7 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
     transitions = {host: None if records is None else [r for r in records if r.get("type", "INSTANCE") == "INSTANCE"]
                    for host, records in transitions.items()}
 
-    client = _client_figures(ordered, fault_at, events.get("restored_at"), steady_window, warnings)
+    client = _client_figures(ordered, fault_at, events.get("restored_at"), steady_window, stall_min_s, warnings)
     serving = _serving(ordered, events, client["steady_at"], warnings)
     vip = _vip(transitions, events, window, warnings)
     failovers_expected = events.get("expect_failover", events["fault"] not in FAULTS_WITHOUT_FAILOVER)
@@ -154,28 +163,35 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
     return report
 
 
-def _client_figures(ordered, fault_at, restored_at, steady_window, warnings):
+def _client_figures(ordered, fault_at, restored_at, steady_window, stall_min_s, warnings):
     """RTOs, outage window, counts and latencies from the request records."""
     by_outcome = dict.fromkeys(OUTCOMES, 0)
     for record in ordered:
         by_outcome[record["outcome"]] += 1
+    baseline = [r["t_end"] - r["t_start"] for r in ordered if r["t_end"] <= fault_at and r["outcome"] == "ok"]
+    stall_s = max(stall_min_s, 3 * percentile(baseline, 0.95)) if baseline else stall_min_s
     # Requests still in flight at the fault can be hit by it as much as later ones.
     hit = [r for r in ordered if r["t_end"] > fault_at and r["outcome"] != "ok"]
+    stalled = [r for r in ordered if r["t_end"] > fault_at and r["outcome"] == "ok"
+               and r["t_end"] - r["t_start"] > stall_s]
+    stalled_ids = {id(r) for r in stalled}
+    disrupted = sorted(hit + stalled, key=lambda r: r["t_start"])
     outage_window = None
-    if hit:
+    if disrupted:
         # Recovery only counts once the outage has begun: a fault may take effect a little after
         # fault_at, and the ok requests in between prove nothing about recovery.
-        outage_begins = max(fault_at, hit[0]["t_start"])
+        outage_begins = max(fault_at, disrupted[0]["t_start"])
         candidates = [r for r in ordered if r["t_start"] >= outage_begins]
         # The first valid synthesis the clients got back: the earliest end, since a request sent
         # earlier may have waited longer (e.g. a SYN retransmitted across a VIP move).
         first_ok = min((r for r in candidates if r["outcome"] == "ok"), key=lambda r: r["t_end"], default=None)
-        steady = _first_steady_run(candidates, steady_window)
-        in_outage = [r for r in hit if steady is None or r["t_start"] < steady["t_start"]]
+        steady = _first_steady_run(candidates, steady_window, stalled_ids)
+        in_outage = [r for r in disrupted if steady is None or r["t_start"] < steady["t_start"]]
         end = max(r["t_end"] for r in in_outage)
         outage_window = {"start": outage_begins, "end": end, "duration_s": _round(end - outage_begins),
                          "start_rel": _round(outage_begins - fault_at), "end_rel": _round(end - fault_at),
-                         "failed": len(in_outage)}
+                         "failed": sum(1 for r in in_outage if id(r) not in stalled_ids),
+                         "stalled": sum(1 for r in in_outage if id(r) in stalled_ids)}
         if first_ok is None:
             warnings.append("no request succeeded after the outage began: the service did not recover"
                             " while the load ran")
@@ -196,7 +212,7 @@ def _client_figures(ordered, fault_at, restored_at, steady_window, warnings):
             latencies[phase_of(record)].append(record["latency_ms"])
     failed = len(ordered) - by_outcome["ok"]
     figures = {
-        "client_outage": bool(hit),
+        "client_outage": bool(disrupted),
         "rto_first_ok_s": None if first_ok_at is None else _round(first_ok_at - fault_at),
         "rto_steady_s": None if steady_at is None else _round(steady_at - fault_at),
         "outage_s": outage_window["duration_s"] if outage_window else 0.0,
@@ -204,6 +220,8 @@ def _client_figures(ordered, fault_at, restored_at, steady_window, warnings):
         "ok": by_outcome["ok"],
         "failed": failed,
         "failed_after_fault": len(hit),
+        "stalled_after_fault": len(stalled),
+        "stall_s": _round(stall_s),
         # Apart from those after the restore (on a shared lab machine a rebooting node starves
         # the standby of CPU).
         "failed_before_restore": sum(1 for r in hit if restored_at is None or r["t_start"] < restored_at),
@@ -219,11 +237,11 @@ def _client_figures(ordered, fault_at, restored_at, steady_window, warnings):
     }
 
 
-def _first_steady_run(candidates, steady_window):
-    """First request opening steady_window consecutive ok requests (by start time)."""
+def _first_steady_run(candidates, steady_window, stalled_ids=frozenset()):
+    """First request opening steady_window consecutive ok, not stalled requests (by start time)."""
     run = 0
     for index, record in enumerate(candidates):
-        run = run + 1 if record["outcome"] == "ok" else 0
+        run = run + 1 if record["outcome"] == "ok" and id(record) not in stalled_ids else 0
         if run == steady_window:
             return candidates[index - steady_window + 1]
     return None
@@ -628,7 +646,7 @@ def render_markdown(report):
     lines = [f"# Failover drill: {report['fault']} — {'PASS' if report['passed'] else 'FAIL'}", "",
              f"`{report['summary']}`", "", "Times are seconds relative to the fault.", ""]
     if not figures["client_outage"] and figures["rto_first_ok_s"] == 0:
-        lines += ["No client-visible outage: no request failed after the fault, so both RTOs are 0.", ""]
+        lines += ["No client-visible outage: no request failed or stalled after the fault, so both RTOs are 0.", ""]
     if report["warnings"]:
         lines += ["## Warnings", ""] + [f"- {w}" for w in report["warnings"]] + [""]
 
@@ -643,7 +661,7 @@ def render_markdown(report):
     outage = report["outage_window"]
     if outage:
         rows.append(("outage window", f"{outage['start_rel']:.3f} .. {outage['end_rel']:.3f}"
-                                      f" ({outage['failed']} failed)"))
+                                      f" ({outage['failed']} failed, {outage['stalled']} stalled)"))
     lines += _table(("figure", "value"), rows)
 
     lines += ["## Thresholds", ""]
@@ -732,6 +750,9 @@ def _parser():
                                           " (default: the requests file's directory)")
     parser.add_argument("--steady-window", type=int, default=DEFAULT_STEADY_WINDOW,
                         help=f"consecutive ok requests that make steady state (default {DEFAULT_STEADY_WINDOW})")
+    parser.add_argument("--stall-min-s", type=float, default=DEFAULT_STALL_MIN_S,
+                        help="an ok answer after the fault that took longer than this (or 3 x the p95"
+                             f" latency before the fault, if more) is a stall (default {DEFAULT_STALL_MIN_S})")
     parser.add_argument("--vrrp-instance", help="only this VRRP instance's transitions (default: all)")
     return parser
 
@@ -743,7 +764,7 @@ def main(argv=None):
         transitions, transition_notes, warnings = load_transitions(args.transitions, args.vrrp_instance)
         events = _load_json(args.events, "events")
         thresholds = _parse_thresholds(args.thresholds) if args.thresholds else {}
-        report = build_report(requests, transitions, events, thresholds, args.steady_window)
+        report = build_report(requests, transitions, events, thresholds, args.steady_window, args.stall_min_s)
     except ReportInputError as exc:
         print(f"drill report: bad input: {exc}", file=sys.stderr)
         return 2
