@@ -158,6 +158,18 @@ def test_requests_stalled_across_a_vip_move_are_an_outage_even_when_none_failed(
     assert "No client-visible outage" not in drill_report.render_markdown(report)
 
 
+def test_a_slow_answer_once_the_service_answers_again_is_no_stall():
+    """Router crash on a busy lab: the standby answers at once, then one answer takes 1.1 s."""
+    def behaviour(t):
+        if 0.8 <= t < 0.85:
+            return "ok", "tts-backup", 1.1
+        return "ok", "tts-primary" if t < 0 else "tts-backup", 0.3
+    report = build_report(synth_requests(behaviour), vip_failover(), events(), {"max_rto_s": 1}, 10)
+    figures = report["figures"]
+    assert (figures["stalled_after_fault"], figures["client_outage"], figures["rto_first_ok_s"]) == (0, False, 0.0)
+    assert report["passed"] is True
+
+
 def test_stall_bound_follows_the_latency_before_the_fault():
     """Where 0.8 s answers are normal, a 1.1 s answer is no stall: the bound is 3 x p95 (2.4 s)."""
     def behaviour(t):

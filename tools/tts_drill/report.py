@@ -10,9 +10,10 @@ All times are epoch seconds; figures named ``*_rel`` are seconds relative to the
 Definitions (F = fault_at; "failed" = outcome other than ok; requests ordered by start time):
 - failed_before_restore: hit requests that started before restored_at (all of them without one).
 - hit: failed requests that ended after F (those in flight at F count too).
-- stalled: ok requests that ended after F but took longer than the stall bound,
-  max(stall_min_s, 3 x p95 latency of the ok requests before F): e.g. a SYN that waited for the
-  VIP to move. Ok, not failed, but the clients saw the service stop.
+- stalled: ok requests that ended after F, took longer than the stall bound, max(stall_min_s,
+  3 x p95 latency of the ok requests before F), and started before the first request after F
+  that was answered within the bound: e.g. SYNs that waited for the VIP to move. Ok, not failed,
+  but the clients saw the service stop. A slow answer once the service answers again is load.
 - disrupted: hit + stalled. None: no client-visible outage, both RTOs are 0.
 - outage begins at max(F, start of the first disrupted request). Recovery is looked for only among
   requests starting from then on, so a fault that bites a little after F cannot shorten the RTO.
@@ -172,8 +173,10 @@ def _client_figures(ordered, fault_at, restored_at, steady_window, stall_min_s, 
     stall_s = max(stall_min_s, 3 * percentile(baseline, 0.95)) if baseline else stall_min_s
     # Requests still in flight at the fault can be hit by it as much as later ones.
     hit = [r for r in ordered if r["t_end"] > fault_at and r["outcome"] != "ok"]
+    answered_again = next((r["t_start"] for r in ordered if r["t_start"] >= fault_at and r["outcome"] == "ok"
+                           and r["t_end"] - r["t_start"] <= stall_s), math.inf)
     stalled = [r for r in ordered if r["t_end"] > fault_at and r["outcome"] == "ok"
-               and r["t_end"] - r["t_start"] > stall_s]
+               and r["t_end"] - r["t_start"] > stall_s and r["t_start"] < answered_again]
     stalled_ids = {id(r) for r in stalled}
     disrupted = sorted(hit + stalled, key=lambda r: r["t_start"])
     outage_window = None
