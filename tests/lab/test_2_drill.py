@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, playbook
+from conftest import LAB_NAME, ROOT, playbook
 
 pytestmark = pytest.mark.lab
 REPORTS = ROOT / "reports"
@@ -115,6 +115,11 @@ def test_router_on_both_nodes_hides_a_crash_and_a_hang(deployed):
         assert not fig["vip_moved"] and fig["split_brain_s"] == 0 and fig["rto_first_ok_s"] <= 3.5
         assert report["served_by"]["after_recovery"].get("tts-standby", 0) > 0  # the hang was real
     finally:
-        # Back to the plain two-host deployment for the tests that follow.
+        # Back to the plain two-host deployment for the tests that follow: the routers stop
+        # (they would keep probing both instances with real syntheses).
         rc, out, _ = playbook("site.yml")
         assert rc == 0, out[-3000:]
+        for node in (f"{LAB_NAME}-node1", f"{LAB_NAME}-node2"):
+            state = subprocess.run(["docker", "exec", node, "systemctl", "is-active", "haproxy"],
+                                   capture_output=True, text=True, timeout=30).stdout.strip()
+            assert state == "inactive", (node, state)
