@@ -49,7 +49,11 @@ def test_drill_then_failback(deployed, fault):
     fig = report["figures"]
     assert report["passed"] and fig["vip_moved"] and not fig["auto_failback"]
     assert fig["split_brain_s"] == 0 and fig["ok"] > fig["failed"]
-    assert fig["rto_first_ok_s"] is not None  # 0 when no client saw the fault (host_down)
+    # A host loss may fail no request (a SYN sent while no node holds the VIP is retransmitted
+    # a second later): the report then counts those requests as stalled.
+    assert fig["rto_first_ok_s"] is not None
+    if fault != "host_down":
+        assert fig["client_outage"] and fig["failed_after_fault"] > 0
 
     # The service is on the standby now; the gated failback returns it on purpose: the VIP moves
     # back once the old holder's requests in flight are done (keepalived-handover), with the
