@@ -175,9 +175,11 @@ def _client_figures(ordered, fault_at, restored_at, steady_window, stall_min_s, 
     hit = [r for r in ordered if r["t_end"] > fault_at and r["outcome"] != "ok"]
     answered_again = next((r["t_start"] for r in ordered if r["t_start"] >= fault_at and r["outcome"] == "ok"
                            and r["t_end"] - r["t_start"] <= stall_s), math.inf)
-    stalled = [r for r in ordered if r["t_end"] > fault_at and r["outcome"] == "ok"
-               and r["t_end"] - r["t_start"] > stall_s and r["t_start"] < answered_again]
-    stalled_ids = {id(r) for r in stalled}
+
+    def is_stalled(r):
+        return (r["outcome"] == "ok" and r["t_end"] > fault_at and r["t_end"] - r["t_start"] > stall_s
+                and r["t_start"] < answered_again)
+    stalled = [r for r in ordered if is_stalled(r)]
     disrupted = sorted(hit + stalled, key=lambda r: r["t_start"])
     outage_window = None
     if disrupted:
@@ -188,13 +190,13 @@ def _client_figures(ordered, fault_at, restored_at, steady_window, stall_min_s, 
         # The first valid synthesis the clients got back: the earliest end, since a request sent
         # earlier may have waited longer (e.g. a SYN retransmitted across a VIP move).
         first_ok = min((r for r in candidates if r["outcome"] == "ok"), key=lambda r: r["t_end"], default=None)
-        steady = _first_steady_run(candidates, steady_window, stalled_ids)
+        steady = _first_steady_run(candidates, steady_window, is_stalled)
         in_outage = [r for r in disrupted if steady is None or r["t_start"] < steady["t_start"]]
         end = max(r["t_end"] for r in in_outage)
         outage_window = {"start": outage_begins, "end": end, "duration_s": _round(end - outage_begins),
                          "start_rel": _round(outage_begins - fault_at), "end_rel": _round(end - fault_at),
-                         "failed": sum(1 for r in in_outage if id(r) not in stalled_ids),
-                         "stalled": sum(1 for r in in_outage if id(r) in stalled_ids)}
+                         "failed": sum(1 for r in in_outage if r["outcome"] != "ok"),
+                         "stalled": sum(1 for r in in_outage if r["outcome"] == "ok")}
         if first_ok is None:
             warnings.append("no request succeeded after the outage began: the service did not recover"
                             " while the load ran")
@@ -240,11 +242,11 @@ def _client_figures(ordered, fault_at, restored_at, steady_window, stall_min_s, 
     }
 
 
-def _first_steady_run(candidates, steady_window, stalled_ids=frozenset()):
+def _first_steady_run(candidates, steady_window, is_stalled):
     """First request opening steady_window consecutive ok, not stalled requests (by start time)."""
     run = 0
     for index, record in enumerate(candidates):
-        run = run + 1 if record["outcome"] == "ok" and id(record) not in stalled_ids else 0
+        run = run + 1 if record["outcome"] == "ok" and not is_stalled(record) else 0
         if run == steady_window:
             return candidates[index - steady_window + 1]
     return None
