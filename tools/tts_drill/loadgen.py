@@ -23,6 +23,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from tts_drill import OUTCOMES, import_probe, percentile
+from tts_drill.corpus import Corpus
 
 tts_probe = import_probe()
 
@@ -80,7 +81,8 @@ class LoadGenerator:
         self.duration = duration
         self.max_requests = max_requests
         self.timeout = timeout
-        self.texts = tuple(texts)
+        # A sequence used in rotation, or a callable seq -> text (e.g. a tts_drill.corpus.Corpus).
+        self.texts = texts if callable(texts) else tuple(texts)
         self.stop_file = stop_file
         self.min_rms_dbfs = min_rms_dbfs
         self.headers = {"User-Agent": USER_AGENT, **(headers or {})}
@@ -110,7 +112,7 @@ class LoadGenerator:
                     self._stop_event.wait(min(wait, STOP_POLL_S))
                     continue
                 if slots.acquire(blocking=False):
-                    pool.submit(self._send, seq, self.texts[seq % len(self.texts)], slots, sink)
+                    pool.submit(self._send, seq, self._text(seq), slots, sink)
                 else:
                     # Queueing would turn the open loop into an unbounded backlog; the slot is
                     # recorded as missed instead.
@@ -120,6 +122,9 @@ class LoadGenerator:
                 seq += 1
             # Leaving the block waits for in-flight requests: each ends within its timeout.
         return self._summary(time.monotonic() - started)
+
+    def _text(self, seq):
+        return self.texts(seq) if callable(self.texts) else self.texts[seq % len(self.texts)]
 
     def _should_stop(self, seq, started):
         if self._stop_event.is_set():
@@ -212,6 +217,11 @@ def _parser():
                         help="seconds for each whole request (default 3)")
     parser.add_argument("--texts-file", help="texts to synthesise, one per line, used in rotation"
                                              " (blank lines and #-comments skipped)")
+    parser.add_argument("--corpus", choices=("rotation", "realistic"), default="rotation",
+                        help="rotation: --texts-file or the built-in texts in turn (default);"
+                             " realistic: 4-25 word sentences, each unique (tts_drill.corpus)")
+    parser.add_argument("--seed", type=int, help="seed of the realistic corpus (default: from the"
+                                                 " clock; the summary records it)")
     parser.add_argument("--out", default="requests.jsonl",
                         help="request log, one JSON object per line (default requests.jsonl)")
     parser.add_argument("--stop-file", help="stop soon after this file appears")
@@ -240,7 +250,11 @@ def _read_texts(parser, path):
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
-    texts = _read_texts(parser, args.texts_file) if args.texts_file else DEFAULT_TEXTS
+    if args.corpus == "realistic" and args.texts_file:
+        parser.error("--texts-file and --corpus realistic exclude each other")
+    seed = args.seed if args.seed is not None else time.time_ns() // 1_000_000 % 2**31
+    texts = (Corpus(seed) if args.corpus == "realistic"
+             else _read_texts(parser, args.texts_file) if args.texts_file else DEFAULT_TEXTS)
     generator = LoadGenerator(
         args.url, args.out, rate=args.rate, duration=args.duration, max_requests=args.max_requests,
         timeout=args.timeout, texts=texts, stop_file=args.stop_file, min_rms_dbfs=args.min_rms_dbfs,
@@ -258,6 +272,8 @@ def main(argv=None):
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if args.corpus == "realistic":
+        summary["corpus"] = {"name": "realistic", "seed": seed}
     print(json.dumps(summary), flush=True)
     if isinstance(generator.error, tts_probe.ProbeArgumentError):
         print(f"loadgen: invalid argument: {generator.error}", file=sys.stderr)
