@@ -1,11 +1,15 @@
 """The realistic drill corpus: 4-25 word sentences, unique per request, deterministic per seed."""
 
+import json
 import random
 import re
+import time
 
 import pytest
-from tts_drill import corpus
+from tts_drill import corpus, loadgen
 from tts_drill.corpus import MAX_WORDS, MIN_WORDS, REF_SPACE, Corpus, sentence, word_count
+from tts_drill.loadgen import LoadGenerator
+from tts_drill_testlib import SwitchableServer
 
 
 @pytest.mark.parametrize("seed", [0, 1, 42, 2**40])
@@ -72,3 +76,48 @@ def test_bad_seq_refused(bad):
 def test_bad_seed_refused(bad):
     with pytest.raises(TypeError):
         Corpus(bad)
+
+
+# --------------------------------------------------------------------------------------------
+# The load generator with the realistic corpus
+# --------------------------------------------------------------------------------------------
+
+def test_loadgen_sends_the_corpus_in_sequence(tmp_path):
+    with SwitchableServer() as server:
+        generator = LoadGenerator(server.url, str(tmp_path / "r.jsonl"), rate=100, max_requests=30,
+                                  texts=Corpus(21))
+        summary = generator.run()
+    assert generator.error is None and summary["ok"] == 30
+    sent = sorted(body["text"] for _headers, body in server.received)
+    assert sent == sorted(Corpus(21).text(seq) for seq in range(30))
+    assert len(set(sent)) == 30
+
+
+def test_loadgen_cli_realistic_corpus_records_its_seed(tmp_path, capsys):
+    with SwitchableServer() as server:
+        code = loadgen.main(["--url", server.url, "--rate", "50", "--max-requests", "4", "--corpus",
+                             "realistic", "--seed", "8", "--out", str(tmp_path / "r.jsonl")])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["corpus"] == {"name": "realistic", "seed": 8} and summary["ok"] == 4
+    assert sorted(b["text"] for _h, b in server.received) == sorted(sentence(8, s) for s in range(4))
+
+
+def test_loadgen_cli_default_seed_differs_between_runs(tmp_path, capsys):
+    seeds = []
+    with SwitchableServer() as server:
+        for run in range(2):
+            assert loadgen.main(["--url", server.url, "--rate", "50", "--max-requests", "1", "--corpus",
+                                 "realistic", "--out", str(tmp_path / f"r{run}.jsonl")]) == 0
+            seeds.append(json.loads(capsys.readouterr().out.splitlines()[-1])["corpus"]["seed"])
+            time.sleep(0.01)
+    assert seeds[0] != seeds[1]
+
+
+def test_loadgen_cli_realistic_excludes_a_texts_file(tmp_path, capsys):
+    texts = tmp_path / "t.txt"
+    texts.write_text("Hello.\n")
+    with pytest.raises(SystemExit) as exited:
+        loadgen.main(["--url", "http://127.0.0.1:9/tts", "--corpus", "realistic", "--texts-file", str(texts),
+                      "--out", str(tmp_path / "r.jsonl")])
+    assert exited.value.code == 2 and "exclude each other" in capsys.readouterr().err
