@@ -538,3 +538,99 @@ def test_cli_corrupt_lines_reported_not_fatal(tmp_path, capsys):
     assert saved["inputs"]["requests"]["corrupt_lines"] == 1
     assert saved["warnings"][0].endswith("1 corrupt lines ignored")
     assert "1 corrupt lines ignored" in (tmp_path / "out" / "report.md").read_text()
+
+
+# --------------------------------------------------------------------------------------------
+# Did the survivor carry the load
+# --------------------------------------------------------------------------------------------
+
+def test_survivor_carried_the_load_figures():
+    report = build_report(synth_requests(failover), vip_failover(), events(restored=5),
+                          {"min_served_ratio_after_recovery": 0.99}, 10)
+    before, after = report["carried"]["before_fault"], report["carried"]["after_recovery"]
+    assert (before["requests"], before["ok"], before["served_ratio"]) == (50, 50, 1.0)
+    assert (before["p50_ms"], before["p95_ms"], before["rate_per_s"]) == (80.0, 80.0, 10.0)
+    assert before["served_by"] == {"tts-primary": 50}
+    # From steady state (1.0) until the restore (5.0): 40 requests, all from the standby.
+    assert (after["requests"], after["ok"], after["served_ratio"]) == (40, 40, 1.0)
+    assert (after["start_rel"], after["end_rel"]) == (1.0, 4.9)
+    assert (after["p50_ms"], after["p95_ms"]) == (100.0, 100.0)
+    assert after["served_by"] == {"tts-backup": 40}
+    assert report["figures"]["served_ratio_after_recovery"] == 1.0
+    assert report["figures"]["served_ratio_before_fault"] == 1.0
+    assert report["passed"] is True
+
+
+def standby_queue_fills(t):
+    """Failover as above, then the standby's queue fills from 3 s on: one request in 4 gets a 503."""
+    outcome, instance, latency = failover(t)
+    if t >= 3.0 and round(t * 10) % 4 == 0:
+        return "http_error", "tts-backup", 0.01
+    if t >= 3.0:
+        return outcome, instance, 2.0
+    return outcome, instance, latency
+
+
+def test_survivor_that_drops_requests_fails_the_threshold():
+    report = build_report(synth_requests(standby_queue_fills), vip_failover(), events(restored=5),
+                          {"min_served_ratio_after_recovery": 0.99, "max_rto_s": 3}, 10)
+    after = report["carried"]["after_recovery"]
+    assert (after["requests"], after["failed"]) == (40, 5)  # 3.0, 3.2 ... 4.8 where t*10 % 4 == 0
+    assert after["served_ratio"] == 0.875
+    assert after["p95_ms"] == 2000.0 and report["carried"]["before_fault"]["p95_ms"] == 80.0
+    check = next(c for c in report["checks"] if c["name"] == "min_served_ratio_after_recovery")
+    assert (check["figure"], check["value"], check["pass"]) == ("served_ratio_after_recovery", 0.875, False)
+    assert report["passed"] is False
+    assert "FAIL(min_served_ratio_after_recovery)" in report["summary"]
+    markdown = drill_report.render_markdown(report)
+    assert "## Did the survivor carry the load?" in markdown
+    assert ("Served 87.5 % of 40 requests after recovery (before the fault 100.0 %); p95 2000 ms"
+            " (before 80 ms). Threshold 99.0 %: FAIL.") in markdown
+    assert "| after recovery | 1 | 4.9 | 40 | 35 | 87.5 % | 100 | 2000 | 10 | tts-backup 35 |" in markdown
+
+
+def test_failures_after_the_restore_are_not_the_survivors():
+    def restore_hurts(t):
+        if t >= 6.0:
+            return "timeout", None, 3.0
+        return failover(t)
+    report = build_report(synth_requests(restore_hurts), vip_failover(), events(restored=5),
+                          {"min_served_ratio_after_recovery": 0.99}, 10)
+    assert report["figures"]["served_ratio_after_recovery"] == 1.0
+    without_restore = build_report(synth_requests(restore_hurts), vip_failover(), events(), {}, 10)
+    # Without a restore the window runs to the end of the load.
+    assert without_restore["carried"]["after_recovery"]["requests"] == 90
+    assert without_restore["figures"]["served_ratio_after_recovery"] == round(50 / 90, 4)
+
+
+def test_no_recovery_before_the_restore_fails_the_served_ratio():
+    def down_until_restore(t):
+        if t < 0:
+            return "ok", "tts-primary", 0.08
+        if t < 6.0:
+            return "connection_error", None, 0.001
+        return "ok", "tts-primary", 0.08
+    report = build_report(synth_requests(down_until_restore), vip_failover(), events(restored=5),
+                          {"min_served_ratio_after_recovery": 0.99}, 10)
+    assert report["carried"]["after_recovery"]["requests"] == 0
+    assert report["figures"]["served_ratio_after_recovery"] is None
+    assert report["passed"] is False
+    assert "Not seen: no request started between steady state and the restore." in (
+        drill_report.render_markdown(report))
+
+
+def test_no_outage_the_window_starts_at_the_fault():
+    def behaviour(t):
+        return "ok", "tts-primary" if t < 0 else "tts-backup", 0.1
+    report = build_report(synth_requests(behaviour), vip_failover(), events(restored=5),
+                          {"min_served_ratio_after_recovery": 0.99}, 10)
+    assert report["carried"]["after_recovery"]["requests"] == 50
+    assert report["carried"]["after_recovery"]["start_rel"] == 0.0
+    assert report["passed"] is True
+
+
+@pytest.mark.parametrize("limit", [True, "0.99", None])
+def test_served_ratio_threshold_must_be_a_number(limit):
+    with pytest.raises(ReportInputError, match="min_served_ratio_after_recovery must be a number"):
+        build_report(synth_requests(failover), vip_failover(), events(),
+                     {"min_served_ratio_after_recovery": limit}, 10)

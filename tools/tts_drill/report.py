@@ -28,6 +28,11 @@ Definitions (F = fault_at; "failed" = outcome other than ok; requests ordered by
   first, or without a log); a VIP move is a node becoming MASTER while another held it last.
 - detection_s: F -> first moment a node other than the MASTER at F is MASTER, before the
   restore and the planned failback.
+- carried (did the survivor carry the load): the requests that started in [steady state, restored_at)
+  (to the end without a restore) next to those that started before F: served ratio (ok / all, a
+  client_saturated slot counts as not served), p50/p95 latency of the ok ones, offered rate. None
+  when the window holds no request (e.g. no steady state before the restore): the survivor was
+  not seen carrying anything, which fails min_served_ratio_after_recovery.
 - auto_failback: after F and before failback_at, the serving instance switched back to the
   expected primary, or the VIP moved back to the node that held it at F.
 - false failovers: serving switches and VIP moves before F, and for faults that must not fail
@@ -64,6 +69,8 @@ THRESHOLDS = {
     "max_false_failovers": ("false_failovers", "<="),
     "max_detection_s": ("detection_s", "<="),
     "min_requests": ("total", ">="),
+    # The survivor served this share of the requests sent while it carried the load alone.
+    "min_served_ratio_after_recovery": ("served_ratio_after_recovery", ">="),
     "no_auto_failback": ("auto_failback", "is false"),
     # With routers, the serving instance returns to the primary by design; only the VIP waits.
     "no_vip_auto_failback": ("vip_auto_failback", "is false"),
@@ -110,6 +117,7 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
 
     client = _client_figures(ordered, fault_at, events.get("restored_at"), steady_window, stall_min_s, warnings)
     serving = _serving(ordered, events, client["steady_at"], warnings)
+    carried = _carried(ordered, fault_at, client["steady_at"], events.get("restored_at"))
     vip = _vip(transitions, events, window, warnings)
     failovers_expected = events.get("expect_failover", events["fault"] not in FAULTS_WITHOUT_FAILOVER)
     false_events = _false_failovers(serving["switches"], vip["moves"], events, failovers_expected)
@@ -117,6 +125,8 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
 
     figures = {
         **client["figures"],
+        "served_ratio_before_fault": carried["before_fault"]["served_ratio"],
+        "served_ratio_after_recovery": carried["after_recovery"]["served_ratio"],
         "split_brain_s": vip["split_brain_s"],
         "no_holder_s": vip["no_holder_s"],
         "detection_s": vip["detection_s"],
@@ -147,6 +157,7 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
         "steady_window": steady_window,
         "failovers_expected": failovers_expected,
         "latency_ms": client["latency_ms"],
+        "carried": carried,
         "outage_window": client["outage_window"],
         "expected_primary": serving["expected_primary"],
         "expected_primary_source": serving["expected_primary_source"],
@@ -239,6 +250,37 @@ def _client_figures(ordered, fault_at, restored_at, steady_window, stall_min_s, 
         "figures": figures, "first_ok_at": first_ok_at, "steady_at": steady_at,
         "outage_window": outage_window,
         "latency_ms": {phase: _latency_stats(values) for phase, values in latencies.items()},
+    }
+
+
+def _carried(ordered, fault_at, steady_at, restored_at):
+    """Served ratio, latency and rate before the fault and while the survivor carried the load."""
+    until = math.inf if restored_at is None else restored_at
+    windows = {"before_fault": [r for r in ordered if r["t_start"] < fault_at],
+               "after_recovery": [] if steady_at is None else
+               [r for r in ordered if steady_at <= r["t_start"] < until]}
+    return {phase: _load_window(records, fault_at) for phase, records in windows.items()}
+
+
+def _load_window(records, fault_at):
+    ok = [r for r in records if r["outcome"] == "ok"]
+    latencies = [r["latency_ms"] for r in ok if r.get("latency_ms") is not None]
+    start = records[0]["t_start"] if records else None
+    end = records[-1]["t_start"] if records else None
+    span = None if start is None else end - start
+    instances = {}
+    for record in ok:
+        if record.get("instance"):
+            instances[record["instance"]] = instances.get(record["instance"], 0) + 1
+    return {
+        "requests": len(records), "ok": len(ok), "failed": len(records) - len(ok),
+        "served_ratio": _round(len(ok) / len(records), 4) if records else None,
+        "p50_ms": _round(percentile(latencies, 0.5), 1), "p95_ms": _round(percentile(latencies, 0.95), 1),
+        # Requests launched per second over the window (starts of the first and last request).
+        "rate_per_s": _round((len(records) - 1) / span, 2) if span else None,
+        "start_rel": None if start is None else _round(start - fault_at),
+        "end_rel": None if end is None else _round(end - fault_at),
+        "served_by": instances,
     }
 
 
@@ -669,6 +711,8 @@ def render_markdown(report):
                                       f" ({outage['failed']} failed, {outage['stalled']} stalled)"))
     lines += _table(("figure", "value"), rows)
 
+    lines += _carried_markdown(report)
+
     lines += ["## Thresholds", ""]
     if report["checks"]:
         lines += _table(("threshold", "figure", "limit", "value", "result"),
@@ -718,6 +762,34 @@ def render_markdown(report):
     if report.get("inputs"):
         lines += ["## Inputs", "", "```json", json.dumps(report["inputs"], indent=2), "```", ""]
     return "\n".join(lines)
+
+
+def _carried_markdown(report):
+    carried = report.get("carried")
+    if not carried:
+        return []
+    before, after = carried["before_fault"], carried["after_recovery"]
+    check = next((c for c in report["checks"] if c["name"] == "min_served_ratio_after_recovery"), None)
+
+    def percent(ratio):
+        return "n/a" if ratio is None else f"{ratio * 100:.1f} %"
+    if after["served_ratio"] is None:
+        verdict = "Not seen: no request started between steady state and the restore."
+    else:
+        verdict = (f"Served {percent(after['served_ratio'])} of {after['requests']} requests after recovery"
+                   f" (before the fault {percent(before['served_ratio'])});"
+                   f" p95 {_fmt(after['p95_ms'])} ms (before {_fmt(before['p95_ms'])} ms).")
+    if check:
+        verdict += (f" Threshold {percent(check['limit'])}: {'pass' if check['pass'] else 'FAIL'}.")
+    lines = ["## Did the survivor carry the load?", "", verdict, "",
+             "After recovery: requests that started from steady state until the restore.", ""]
+    lines += _table(("window", "from", "to", "requests", "ok", "served ratio", "p50 ms", "p95 ms",
+                     "rate/s", "served by"),
+                    [(name.replace("_", " "), w["start_rel"], w["end_rel"], w["requests"], w["ok"],
+                      percent(w["served_ratio"]), w["p50_ms"], w["p95_ms"], w["rate_per_s"],
+                      ", ".join(f"{i} {n}" for i, n in sorted(w["served_by"].items())) or "none")
+                     for name, w in (("before_fault", before), ("after_recovery", after))])
+    return lines
 
 
 def write_outputs(report, requests, out_dir):
