@@ -42,26 +42,37 @@ options:
   url:
     description:
       - Synthesis endpoint, an C(http://) or C(https://) URL with a host.
+      - With O(api), the server's base URL (for example C(http://10.0.0.5:8000)); the contract
+        adds the path.
     type: str
     required: true
+  api:
+    description:
+      - 'The TTS API contract, as the C(tts_api) role resolves it (C(tts_api_contract)): method,
+        path, where the text travels, extra fields, headers and auth, and what a good answer is
+        (status, content type, format). The probe text is its C(probe.text) unless O(text) is
+        set; its C(probe.headers) are sent.'
+      - Mutually exclusive with O(method). Mutually exclusive with O(payload). Mutually exclusive
+        with O(status_code). Mutually exclusive with O(content_type_prefix).
+    type: dict
   method:
     description:
-      - HTTP method of the synthesis request.
+      - HTTP method of the synthesis request, V(POST) when not set.
+      - Mutually exclusive with O(api).
     type: str
-    default: POST
   payload:
     description:
       - 'Request body. A dict or list is sent as JSON with C(Content-Type: application/json); a
         string is sent as it is.'
       - 'Use it for APIs that need other fields, for example C({"input": "a", "voice": "alloy"}).'
-      - Mutually exclusive with O(text).
+      - Mutually exclusive with O(text). Mutually exclusive with O(api).
     type: raw
   text:
     description:
-      - 'Text to synthesise, sent as C({"text": TEXT}). Used when O(payload) is not set.'
+      - 'Text to synthesise. Without O(api) it is sent as C({"text": TEXT}) when O(payload) is
+        not set (default V(a)); with O(api) it replaces the probe text of the contract.'
       - Mutually exclusive with O(payload).
     type: str
-    default: a
   headers:
     description:
       - Extra request headers, for example an API key. They replace the defaults of the same name.
@@ -91,16 +102,16 @@ options:
     type: path
   status_code:
     description:
-      - HTTP status codes that count as success.
+      - HTTP status codes that count as success, V([200]) when not set.
+      - Mutually exclusive with O(api).
     type: list
     elements: int
-    default: [200]
   content_type_prefix:
     description:
-      - Required start of the response Content-Type (case-insensitive). An empty string skips
-        this check.
+      - Required start of the response Content-Type (case-insensitive), V(audio/) when not set.
+        An empty string skips this check.
+      - Mutually exclusive with O(api).
     type: str
-    default: audio/
   min_duration:
     description:
       - Shortest acceptable WAV audio, in seconds. Not measured for MP3, OGG and FLAC.
@@ -133,6 +144,8 @@ options:
     description:
       - Seconds to keep checking until the endpoint is healthy. V(0) makes a single check.
       - Roles waiting for a model to load use about V(180).
+      - A definitive answer (404, 405, 501, 401/403, or a 400 naming a missing field) ends the
+        wait at once with a message naming the contract field to fix.
     type: float
     default: 0.0
   wait_interval:
@@ -158,6 +171,12 @@ EXAMPLES = r"""
 - name: Check that the TTS instance on this node speaks
   tts_synthesis_check:
     url: http://127.0.0.1:8000/tts
+
+- name: Check a server through the kit's API contract (tts_api role)
+  tts_synthesis_check:
+    url: "http://{{ ansible_host }}:5002"
+    api: "{{ tts_api_contract }}"
+    wait_timeout: 300
 
 - name: Wait up to 3 minutes for the model to load after a deployment
   tts_synthesis_check:
@@ -256,6 +275,13 @@ instance:
   returned: always
   type: str
   sample: tts-node-a
+definitive:
+  description:
+    - The API contract field to fix when the last answer cannot improve by waiting (404, 405, 501,
+      401/403, a 400 naming a missing field), else null.
+  returned: always
+  type: str
+  sample: "path (the server has no such route)"
 checks:
   description:
     - Each check of the last attempt that was evaluated, with its outcome.
@@ -290,21 +316,23 @@ history:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.tts_probe import ProbeArgumentError, probe
+from ansible.module_utils.tts_probe import (ContractError, ProbeArgumentError, check_contract,
+                                            contract_probe_arguments, probe)
 
 ARGUMENT_SPEC = {
     "url": {"type": "str", "required": True},
-    "method": {"type": "str", "default": "POST"},
+    "api": {"type": "dict"},
+    "method": {"type": "str"},
     "payload": {"type": "raw"},
-    "text": {"type": "str", "default": "a"},
+    "text": {"type": "str"},
     "headers": {"type": "dict"},
     "timeout": {"type": "float", "default": 3.0},
     "validate_certs": {"type": "bool", "default": True},
     "ca_path": {"type": "path"},
     "client_cert": {"type": "path"},
     "client_key": {"type": "path"},
-    "status_code": {"type": "list", "elements": "int", "default": [200]},
-    "content_type_prefix": {"type": "str", "default": "audio/"},
+    "status_code": {"type": "list", "elements": "int"},
+    "content_type_prefix": {"type": "str"},
     "min_duration": {"type": "float", "default": 0.02},
     "min_rms_dbfs": {"type": "float", "default": -60.0},
     "max_latency_ms": {"type": "float"},
@@ -315,9 +343,12 @@ ARGUMENT_SPEC = {
     "consecutive_successes": {"type": "int", "default": 1},
     "report_only": {"type": "bool", "default": False},
 }
-MUTUALLY_EXCLUSIVE = [("payload", "text")]
+MUTUALLY_EXCLUSIVE = [("payload", "text"), ("api", "method"), ("api", "payload"), ("api", "status_code"),
+                      ("api", "content_type_prefix")]
 # Options of the module itself; every other option is a probe() argument.
-MODULE_OPTIONS = ("text", "wait_timeout", "wait_interval", "consecutive_successes", "report_only")
+MODULE_OPTIONS = ("text", "api", "wait_timeout", "wait_interval", "consecutive_successes", "report_only")
+# Defaults of the request options when no API contract gives them.
+PLAIN_DEFAULTS = {"method": "POST", "status_code": [200], "content_type_prefix": "audio/", "text": "a"}
 # Options whose probe() argument has another name.
 ARGUMENT_FOR_OPTION = {"status_code": "expected_status", "min_duration": "min_duration_s"}
 OPTION_FOR_ARGUMENT = {argument: option for option, argument in ARGUMENT_FOR_OPTION.items()}
@@ -340,7 +371,16 @@ def loop_option_error(params):
 
 
 def probe_arguments(params):
-    """Module options -> probe() keyword arguments."""
+    """Module options -> probe() keyword arguments (raises ContractError for a bad api)."""
+    if params["api"] is not None:
+        contract = check_contract(params["api"])
+        arguments = {ARGUMENT_FOR_OPTION.get(option, option): value for option, value in params.items()
+                     if option not in MODULE_OPTIONS and value is not None}
+        arguments.update(contract_probe_arguments(contract, params["url"], params["text"]))
+        if params["headers"]:
+            arguments["headers"].update(params["headers"])
+        return arguments
+    params = {**params, **{key: value for key, value in PLAIN_DEFAULTS.items() if params[key] is None}}
     arguments = {ARGUMENT_FOR_OPTION.get(option, option): value
                  for option, value in params.items() if option not in MODULE_OPTIONS}
     if arguments["payload"] is None:
@@ -366,8 +406,10 @@ def run_checks(module, arguments):
         consecutive = consecutive + 1 if result["healthy"] else 0
         history.append({"attempt": attempts, **{key: result[key] for key in HISTORY_KEYS}})
         del history[:-HISTORY_LIMIT]
-        # Sleep only if another check can still start before the deadline.
-        if consecutive >= needed or time.monotonic() + params["wait_interval"] > deadline:
+        # Sleep only if another check can still start before the deadline. A definitive answer
+        # (wrong route, method or field) will not change while a model loads: stop at once.
+        if (consecutive >= needed or result["definitive"]
+                or time.monotonic() + params["wait_interval"] > deadline):
             break
         time.sleep(params["wait_interval"])
 
@@ -386,9 +428,16 @@ def main():
     message = loop_option_error(module.params)
     if message:
         module.fail_json(msg=message)
-    result = run_checks(module, probe_arguments(module.params))
+    try:
+        arguments = probe_arguments(module.params)
+    except ContractError as exc:
+        module.fail_json(msg=f"invalid api (the API contract, tts_api): {exc.field}: {exc.detail}")
+    result = run_checks(module, arguments)
     if not result["healthy"] and not module.params["report_only"]:
         summary = f" ({result['attempts']} checks in {result['elapsed_s']:g} s)" if result["attempts"] > 1 else ""
+        if result["definitive"]:
+            summary += (f"; stopped at once: the answer will not change by waiting - fix the API"
+                        f" contract's {result['definitive']} (tts_api / tts_api_preset)")
         module.fail_json(msg=f"tts synthesis check failed: {result['reason']}{summary}", changed=False, **result)
     module.exit_json(changed=False, **result)
 

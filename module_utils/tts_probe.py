@@ -32,7 +32,9 @@ import threading
 import time
 from urllib.parse import urljoin, urlsplit
 
-__all__ = ["ProbeArgumentError", "analyze_audio", "main", "probe"]
+__all__ = ["PRESETS", "ContractError", "ProbeArgumentError", "analyze_audio", "build_request",
+           "check_contract", "contract_probe_arguments", "definitive_failure", "haproxy_check", "main",
+           "probe", "resolve_contract"]
 
 DEFAULT_PAYLOAD = {"text": "a"}
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -53,11 +55,14 @@ _WAVE_PCM = 0x0001
 _WAVE_FLOAT = 0x0003
 _WAVE_EXTENSIBLE = 0xFFFE
 _WAV_STREAMING_SIZE = 0xFFFFFFFF
+# Sizes a streaming WAV writer leaves in the header because it cannot seek back to patch them
+# (espeak-ng --stdout, xtts-streaming-server, Kokoro-FastAPI's streamed wav).
+_WAV_PLACEHOLDER_SIZES = (_WAV_STREAMING_SIZE, 0x7FFFF000, 0x7FFFFFFF)
 # array typecode holding a 32-bit signed int ("i" everywhere in practice, "l" on odd ABIs).
 _INT32 = "i" if array.array("i").itemsize == 4 else "l"
 _RESULT_KEYS = (
     "healthy", "reason", "url", "status", "content_type", "bytes", "latency_ms", "audio_format",
-    "sample_rate", "channels", "duration_s", "rms_dbfs", "instance", "checks",
+    "sample_rate", "channels", "duration_s", "rms_dbfs", "instance", "checks", "definitive",
 )
 
 
@@ -82,8 +87,12 @@ class _Failure(Exception):
 # Audio analysis
 # --------------------------------------------------------------------------------------------
 
-def analyze_audio(body):
-    """Identify the audio in ``body`` and, for WAV, measure it.
+def analyze_audio(body, expected_format="any", pcm=None):
+    """Identify the audio in ``body`` and, for WAV and headerless PCM, measure it.
+
+    expected_format: what the API contract promises (wav, mp3, ogg, flac, pcm or any); another
+    recognised format is an error. "pcm" reads the body as headerless little-endian samples
+    described by ``pcm`` ({"rate", "width" in bytes, "channels"}).
 
     ``body`` is any bytes-like object. Returns a dict: format ("wav", "mp3", "ogg", "flac" or
     None), sample_rate, channels, bits_per_sample, encoding ("pcm"/"float"), duration_s, rms_dbfs,
@@ -97,6 +106,9 @@ def analyze_audio(body):
     }
     view = memoryview(body).cast("B")
     head = bytes(view[:12])
+    if expected_format == "pcm" and head and not (head[:4] == b"RIFF" and head[8:12] == b"WAVE"):
+        _analyze_pcm(view, info, pcm or {})
+        return info
     if not head:
         info["error"] = "empty body"
     elif head[:4] == b"RIFF" and head[8:12] == b"WAVE":
@@ -110,7 +122,25 @@ def analyze_audio(body):
         info["format"] = "mp3"
     else:
         info["error"] = f"body is not recognised audio (starts with {_preview(view)})"
+    if info["format"] and expected_format not in (None, "any", info["format"]):
+        wanted = "headerless PCM" if expected_format == "pcm" else expected_format
+        info["error"] = f"expected {wanted} audio (answer.format), got {info['format']}"
     return info
+
+
+def _analyze_pcm(view, info, pcm):
+    """Headerless PCM as the contract declares it: measure duration and level."""
+    rate, width, channels = pcm.get("rate", 22050), pcm.get("width", 2), pcm.get("channels", 1)
+    info.update(format="pcm", sample_rate=rate, channels=channels, bits_per_sample=width * 8,
+                encoding="pcm")
+    frame_size = width * channels
+    frames = len(view) // frame_size
+    info["duration_s"] = round(frames / rate, 4)
+    if not frames:
+        info["error"] = "empty body" if not len(view) else "PCM body shorter than one frame"
+        return
+    # 8-bit PCM is read as unsigned, like 8-bit WAV.
+    info["rms_dbfs"] = _rms_dbfs(view[:frames * frame_size], frames, frame_size, width * 8, "pcm")
 
 
 def _is_mp3_frame_header(head):
@@ -140,8 +170,8 @@ def _analyze_wav(view, info):
         if chunk_id == b"data":
             # Streaming writers cannot seek back to patch sizes: they leave 0xFFFFFFFF, or 0 in
             # both RIFF and data. Then the data runs to the end of the body.
-            if chunk_size == _WAV_STREAMING_SIZE or (
-                    chunk_size == 0 and riff_size in (0, _WAV_STREAMING_SIZE)):
+            if chunk_size in _WAV_PLACEHOLDER_SIZES or (
+                    chunk_size == 0 and riff_size in (0,) + _WAV_PLACEHOLDER_SIZES):
                 info["streaming"] = True
                 data = view[start:]
                 break  # nothing can follow data that runs to the end
@@ -169,6 +199,9 @@ def _analyze_wav(view, info):
     rate, channels, bits, encoding = fmt
     frame_size = channels * bits // 8
     frames = len(data) // frame_size
+    if info["streaming"] and not frames:
+        info["error"] = "WAV stream ended before any audio (header only)"
+        return
     info["duration_s"] = round(frames / rate, 4)
     if frames:
         info["rms_dbfs"] = _rms_dbfs(data, frames, frame_size, bits, encoding)
@@ -601,6 +634,347 @@ def _ssl_context(validate_certs, ca_path, client_cert, client_key):
 
 
 # --------------------------------------------------------------------------------------------
+# The TTS API contract: how a server is asked to speak and what a good answer is
+# --------------------------------------------------------------------------------------------
+# One home for the kit's knowledge of TTS HTTP APIs. Inventory picks a preset by name
+# (tts_api_preset) and overrides any field (tts_api); resolve_contract() merges and checks them,
+# and every consumer (module, on-host check, HAProxy checks, drill load) builds its request with
+# build_request() from the resolved dict. Each preset cites the server source it was read from.
+
+TEXT_PLACEMENTS = ("json", "query", "form", "multipart", "raw")
+AUDIO_FORMATS = ("wav", "mp3", "ogg", "flac", "pcm", "any")
+# Fixed so that rendered HAProxy checks stay the same from run to run.
+_MULTIPART_BOUNDARY = "tts-ha-7f3a9c51e2d84b06"
+_PLACEHOLDER_TOKEN_RE = re.compile(r"change[_ -]?me|replace[_ -]?me|placeholder|^<.*>$|^x+$|^todo$",
+                                   re.IGNORECASE)
+
+_CONTRACT_BASE = {
+    "port": 8000,
+    "method": "POST",
+    "path": "/tts",
+    "text": {"in": "json", "field": "text"},
+    "fields": {},
+    "headers": {},
+    "auth": {"header": "Authorization", "scheme": "Bearer", "token": ""},
+    "answer": {"status": [200], "content_type": "audio/", "format": "wav",
+               "pcm": {"rate": 22050, "width": 2, "channels": 1}},
+    "probe": {"text": "a", "headers": {}, "lane": False},
+    # Evidence that a server which does not answer a probe in time is still speaking: a
+    # Prometheus counter of completed syntheses on the server itself (metrics_url + metric).
+    "evidence": {"metrics_path": "", "metric": ""},
+}
+
+PRESETS = {
+    # This kit's image (images/tts-server/tts_server/app.py: POST /tts {"text"}, audio/wav;
+    # X-TTS-Probe requests <= 16 chars run on their own lane; /metrics counts answers).
+    "reference": {
+        "probe": {"headers": {"X-TTS-Probe": "1"}, "lane": True},
+        "evidence": {"metrics_path": "/metrics", "metric": "tts_audio_seconds_total"},
+    },
+    # OpenAI's speech API as served by Kokoro-FastAPI (api/src/routers/openai_compatible.py:
+    # POST /v1/audio/speech, input/model/voice/response_format, stream defaults to true, so the
+    # WAV arrives with placeholder sizes), openedai-speech (speech.py), speaches, vLLM-Omni and
+    # the GLM-TTS server forks. Port 8880 is Kokoro-FastAPI's; override for the others.
+    "openai": {
+        "port": 8880,
+        "path": "/v1/audio/speech",
+        "text": {"in": "json", "field": "input"},
+        "fields": {"model": "tts-1", "voice": "af_heart", "response_format": "wav"},
+    },
+    # Coqui TTS server (coqui-ai/TTS TTS/server/server.py: @app.route("/api/tts",
+    # methods=["GET", "POST"]), text in the query string, send_file(..., mimetype="audio/wav")).
+    "coqui": {
+        "port": 5002,
+        "method": "GET",
+        "path": "/api/tts",
+        "text": {"in": "query", "field": "text"},
+    },
+    # Piper's own server (piper-tts 1.8.0, src/piper/http_server.py, `python -m piper.http_server`):
+    # POST / with a JSON object {"text", "voice", "speaker", ...}; answers WAV bytes from Flask
+    # without an audio content type, so the type is not checked.
+    "piper_http": {
+        "port": 5000,
+        "path": "/",
+        "answer": {"content_type": ""},
+    },
+    # GPT-SoVITS api_v2.py: POST /tts {"text", "text_lang", "ref_audio_path", "prompt_lang", ...},
+    # media_type wav by default; a failed synthesis is 400 + JSON {"message": "tts failed"}.
+    # It binds 127.0.0.1:9880 by default: start it with -a 0.0.0.0.
+    "gpt_sovits": {
+        "port": 9880,
+        "path": "/tts",
+        "fields": {"text_lang": "en", "ref_audio_path": "ref.wav", "prompt_lang": "en",
+                   "media_type": "wav"},
+    },
+    # fish-speech tools/server/views.py: POST /v1/tts, JSON (or msgpack) ServeTTSRequest with
+    # "text", "format" (wav), "references", "reference_id", "streaming".
+    "fish_speech": {
+        "port": 8080,
+        "path": "/v1/tts",
+        "fields": {"format": "wav", "streaming": False},
+    },
+    # CosyVoice runtime/python/fastapi/server.py: /inference_sft with form fields tts_text and
+    # spk_id; StreamingResponse of raw int16 PCM, no header, no media type (22050 Hz in its
+    # client.py; CosyVoice2 models run at 24000 Hz: override answer.pcm.rate).
+    "cosyvoice": {
+        "port": 50000,
+        "path": "/inference_sft",
+        "text": {"in": "multipart", "field": "tts_text"},
+        "fields": {"spk_id": "英文女"},
+        "answer": {"content_type": "", "format": "pcm",
+                   "pcm": {"rate": 22050, "width": 2, "channels": 1}},
+    },
+}
+
+
+class ContractError(ValueError):
+    """An invalid API contract; ``field`` is its dotted path (e.g. ``text.in``)."""
+
+    def __init__(self, field, detail):
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+        self.detail = detail
+
+
+def _merge(base, override):
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_contract(preset="reference", overrides=None, presets=None):
+    """Merge a preset with field-by-field overrides and check the result.
+
+    Returns a complete contract dict (every field present). Raises ContractError naming the
+    field (``preset`` for an unknown preset name).
+    """
+    presets = PRESETS if presets is None else presets
+    if not isinstance(preset, str) or preset not in presets:
+        raise ContractError("preset", f"unknown preset {preset!r}; known: {', '.join(sorted(presets))}")
+    if overrides is None:
+        overrides = {}
+    if not isinstance(overrides, dict):
+        raise ContractError("(contract)", f"must be a mapping of fields, got {type(overrides).__name__}")
+    unknown = sorted(set(overrides) - set(_CONTRACT_BASE))
+    if unknown:
+        raise ContractError(unknown[0], f"unknown contract field; known: {', '.join(sorted(_CONTRACT_BASE))}")
+    contract = _merge(_merge(_CONTRACT_BASE, presets[preset]), overrides)
+    contract["preset"] = preset
+    return check_contract(contract)
+
+
+def check_contract(contract):
+    """Validate and normalise a resolved contract (as resolve_contract() returns it)."""
+    if not isinstance(contract, dict):
+        raise ContractError("(contract)", f"must be a mapping, got {type(contract).__name__}")
+    contract = _merge(_CONTRACT_BASE, contract)
+    port = contract["port"]
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ContractError("port", f"must be a TCP port (1-65535), got {port!r}")
+    method = contract["method"]
+    if not isinstance(method, str) or not _TOKEN_RE.fullmatch(method):
+        raise ContractError("method", f"must be an HTTP method name, got {method!r}")
+    contract["method"] = method.upper()
+    path = contract["path"]
+    if not isinstance(path, str) or not path.startswith("/") or re.search(r"[\s#]", path):
+        raise ContractError("path", f"must be an absolute path such as /tts, got {path!r}")
+    text = contract["text"]
+    if not isinstance(text, dict) or text.get("in") not in TEXT_PLACEMENTS:
+        placement = text.get("in") if isinstance(text, dict) else text
+        raise ContractError("text.in", f"where the text travels must be one of"
+                                       f" {', '.join(TEXT_PLACEMENTS)}, got {placement!r}")
+    if text["in"] != "raw" and not (isinstance(text.get("field"), str) and text["field"]):
+        raise ContractError("text.field", f"names the field that carries the text (text.in is"
+                                          f" {text['in']}), got {text.get('field')!r}")
+    if text["in"] in ("json", "form", "multipart", "raw") and contract["method"] in _BODYLESS_METHODS:
+        raise ContractError("text.in", f"{text['in']} needs a request body, which"
+                                       f" {contract['method']} does not carry; use query")
+    fields = contract["fields"]
+    if not isinstance(fields, dict):
+        raise ContractError("fields", f"must be a mapping, got {type(fields).__name__}")
+    if text["in"] in ("query", "form", "multipart"):
+        for name, value in fields.items():
+            if isinstance(value, (dict, list)):
+                raise ContractError(f"fields.{name}", f"{text['in']} fields must be plain values")
+    if text["in"] == "raw" and fields:
+        raise ContractError("fields", "a raw text body has no room for extra fields")
+    for name in ("headers",):
+        _check_contract_headers(name, contract[name])
+    _check_contract_headers("probe.headers", contract["probe"].get("headers", {}))
+    auth = contract["auth"]
+    token = auth.get("token") or ""
+    if not isinstance(token, str):
+        raise ContractError("auth.token", "must be a string (vault-encrypted)")
+    if token and _PLACEHOLDER_TOKEN_RE.search(token.strip()):
+        raise ContractError("auth.token", "is still a placeholder; set it from a vaulted variable")
+    if token and not (isinstance(auth.get("header"), str) and _TOKEN_RE.fullmatch(auth["header"])):
+        raise ContractError("auth.header", f"must be a header name, got {auth.get('header')!r}")
+    answer = contract["answer"]
+    statuses = answer.get("status")
+    try:
+        answer["status"] = list(_status_codes(statuses))
+    except ProbeArgumentError:
+        raise ContractError("answer.status", f"must be HTTP status codes, got {statuses!r}") from None
+    if answer.get("content_type") is None:
+        answer["content_type"] = ""
+    if not isinstance(answer["content_type"], str):
+        raise ContractError("answer.content_type", "must be a Content-Type prefix, or '' for none")
+    if answer.get("format") not in AUDIO_FORMATS:
+        raise ContractError("answer.format", f"must be one of {', '.join(AUDIO_FORMATS)},"
+                                             f" got {answer.get('format')!r}")
+    if answer["format"] == "pcm":
+        pcm = answer.get("pcm") or {}
+        for key, allowed in (("rate", None), ("width", (1, 2, 3, 4)), ("channels", None)):
+            value = pcm.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (
+                    allowed and value not in allowed):
+                raise ContractError(f"answer.pcm.{key}", f"must be a positive integer"
+                                    f"{' in ' + str(allowed) if allowed else ''}, got {value!r}")
+    probe_text = contract["probe"].get("text")
+    if not isinstance(probe_text, str) or not probe_text.strip():
+        raise ContractError("probe.text", f"must be a non-empty text, got {probe_text!r}")
+    evidence = contract["evidence"]
+    if bool(evidence.get("metrics_path")) != bool(evidence.get("metric")):
+        raise ContractError("evidence", "metrics_path and metric go together")
+    if evidence.get("metrics_path") and not str(evidence["metrics_path"]).startswith("/"):
+        raise ContractError("evidence.metrics_path", "must be an absolute path such as /metrics")
+    return contract
+
+
+def _check_contract_headers(name, headers):
+    if not isinstance(headers, dict):
+        raise ContractError(name, f"must be a mapping of header names to values, got {type(headers).__name__}")
+    try:
+        _build_headers(headers, None)
+    except ProbeArgumentError as exc:
+        raise ContractError(name, exc.detail) from None
+
+
+def _scalar(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def build_request(contract, text, probe_request=False):
+    """The HTTP request that asks ``contract``'s server to speak ``text``.
+
+    Returns a dict: method, target (path and query string), headers (a dict, the Content-Type
+    included) and body (bytes or None). probe_request adds the contract's probe headers.
+    """
+    from urllib.parse import urlencode
+
+    method = contract["method"]
+    placement = contract["text"]["in"]
+    field = contract["text"].get("field")
+    values = dict(contract["fields"])
+    if placement != "raw":
+        values[field] = text
+    target = contract["path"]
+    body = None
+    content_type = None
+    if placement == "query":
+        target += ("&" if "?" in target else "?") + urlencode(
+            [(name, _scalar(value)) for name, value in values.items()])
+    elif placement == "json":
+        body = json.dumps(values).encode("utf-8")
+        content_type = "application/json"
+    elif placement == "form":
+        body = urlencode([(name, _scalar(value)) for name, value in values.items()]).encode("utf-8")
+        content_type = "application/x-www-form-urlencoded"
+    elif placement == "multipart":
+        boundary = _MULTIPART_BOUNDARY
+        parts = []
+        for name, value in values.items():
+            parts.append(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n"
+                         f"{_scalar(value)}\r\n")
+        parts.append(f"--{boundary}--\r\n")
+        body = "".join(parts).encode("utf-8")
+        content_type = f"multipart/form-data; boundary={boundary}"
+    else:
+        body = text.encode("utf-8")
+        content_type = "text/plain; charset=utf-8"
+    headers = {}
+    if content_type:
+        headers["Content-Type"] = content_type
+    headers.update({name: _scalar(value) for name, value in contract["headers"].items()})
+    auth = contract["auth"]
+    if auth.get("token"):
+        scheme = auth.get("scheme") or ""
+        headers[auth["header"]] = f"{scheme} {auth['token']}".strip()
+    if probe_request:
+        headers.update({name: _scalar(value) for name, value in contract["probe"]["headers"].items()})
+    return {"method": method, "target": target, "headers": headers, "body": body}
+
+
+def contract_probe_arguments(contract, base_url, text=None, probe_request=True):
+    """probe() keyword arguments (url, method, payload, headers, expectations) for a contract."""
+    request = build_request(contract, contract["probe"]["text"] if text is None else text,
+                            probe_request=probe_request)
+    answer = contract["answer"]
+    return {
+        "url": base_url.rstrip("/") + request["target"],
+        "method": request["method"],
+        "payload": request["body"] if request["body"] is not None else b"" if request["method"]
+        not in _BODYLESS_METHODS else None,
+        "headers": request["headers"],
+        "expected_status": tuple(answer["status"]),
+        "content_type_prefix": answer["content_type"] or None,
+        "audio_format": answer["format"],
+        "pcm": answer.get("pcm") if answer["format"] == "pcm" else None,
+    }
+
+
+def haproxy_check(contract):
+    """HAProxy 2.6 `http-check send` and `expect` lines for the contract's probe request."""
+    request = build_request(contract, contract["probe"]["text"], probe_request=True)
+    words = ["meth", request["method"], "uri", _haproxy_quote(request["target"]), "ver", "HTTP/1.1",
+             "hdr", "Host", "tts-ha-router", "hdr", "Cache-Control", "no-cache"]
+    for name, value in request["headers"].items():
+        words += ["hdr", name, _haproxy_quote(value)]
+    if request["body"] is not None:
+        words += ["body", _haproxy_quote(request["body"].decode("utf-8"))]
+    expect = ["status " + ",".join(str(code) for code in contract["answer"]["status"])]
+    if contract["answer"]["content_type"]:
+        expect.append("hdr name content-type value -m beg "
+                      + _haproxy_quote(contract["answer"]["content_type"]))
+    return {"send": " ".join(words), "expect": expect}
+
+
+def _haproxy_quote(value):
+    """A double-quoted HAProxy config word: backslash escapes, no environment expansion."""
+    escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+               .replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t"))
+    return f'"{escaped}"'
+
+
+# Answers that will not change by waiting for a model to load: the contract is wrong. Each names
+# the contract field to fix. 400/422 count only when the body names a missing/required field.
+_DEFINITIVE = {
+    401: "auth.token (the server refused the credentials)",
+    403: "auth.token (the server refused the credentials)",
+    404: "path (the server has no such route)",
+    405: "method (the route does not accept this method)",
+    415: "text.in (the server does not accept this body type)",
+    501: "method (the server does not implement it)",
+}
+_MISSING_FIELD_RE = re.compile(r"missing|required|field|not provided|must be provided", re.IGNORECASE)
+
+
+def definitive_failure(status, body):
+    """Contract field to fix when an answer is definitive, else None."""
+    if status in _DEFINITIVE:
+        return _DEFINITIVE[status]
+    if status in (400, 422) and body and _MISSING_FIELD_RE.search(bytes(body[:2000]).decode("utf-8", "replace")):
+        return "text.field / fields (the server says a field is missing)"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
 # The probe
 # --------------------------------------------------------------------------------------------
 
@@ -614,7 +988,7 @@ def probe(url, method="POST", payload=None, headers=None, timeout=3.0, validate_
           ca_path=None, client_cert=None, client_key=None, expected_status=(200,),
           content_type_prefix="audio/", min_duration_s=0.02, min_rms_dbfs=-60.0,
           max_latency_ms=None, max_bytes=DEFAULT_MAX_BYTES, instance_header="X-TTS-Instance",
-          follow_redirects=False):
+          follow_redirects=False, audio_format="any", pcm=None):
     """Ask ``url`` to synthesise a tiny text and judge whether real audio came back.
 
     payload: None sends ``{"text": "a"}`` (nothing for GET/HEAD/OPTIONS); a dict or list is sent
@@ -625,10 +999,13 @@ def probe(url, method="POST", payload=None, headers=None, timeout=3.0, validate_
 
     Returns a dict that always has healthy, reason ("ok" or what failed, with figures), url,
     status, content_type, bytes, latency_ms, audio_format, sample_rate, channels, duration_s,
-    rms_dbfs, instance and checks. ``checks`` maps each check that was evaluated (request,
-    status, content_type, audio, duration, rms, latency) to its outcome. Network and HTTP
-    problems become ``healthy: False`` with a reason; only invalid arguments raise
-    (ProbeArgumentError, a ValueError).
+    rms_dbfs, instance, checks and definitive. ``checks`` maps each check that was evaluated
+    (request, status, content_type, audio, duration, rms, latency) to its outcome.
+    ``definitive`` names the API contract field to fix when the answer cannot improve by waiting
+    (404, 405, 501, a 400 naming a missing field...), else None. audio_format and pcm say what
+    audio the contract promises (see analyze_audio()). Network and HTTP problems become
+    ``healthy: False`` with a reason; only invalid arguments raise (ProbeArgumentError, a
+    ValueError).
     """
     _check_url(url)
     if not isinstance(method, str) or not _TOKEN_RE.fullmatch(method):
@@ -640,6 +1017,8 @@ def probe(url, method="POST", payload=None, headers=None, timeout=3.0, validate_
     expected = _status_codes(expected_status)
     _check_text("content_type_prefix", content_type_prefix)
     _check_text("instance_header", instance_header)
+    if audio_format not in AUDIO_FORMATS:
+        raise ProbeArgumentError("audio_format", f"must be one of {', '.join(AUDIO_FORMATS)}, got {audio_format!r}")
     _check_number("min_duration_s", min_duration_s, 0, optional=True)
     _check_number("min_rms_dbfs", min_rms_dbfs, optional=True)
     _check_number("max_latency_ms", max_latency_ms, 0, exclusive=True, optional=True)
@@ -669,14 +1048,14 @@ def probe(url, method="POST", payload=None, headers=None, timeout=3.0, validate_
     result["checks"]["request"] = failure is None
     if failure is None:
         problems = _evaluate(result, exchange, expected, content_type_prefix, min_duration_s,
-                             min_rms_dbfs, max_latency_ms)
+                             min_rms_dbfs, max_latency_ms, audio_format, pcm)
         result["healthy"] = not problems
         result["reason"] = "; ".join(problems) or "ok"
     return result
 
 
 def _evaluate(result, exchange, expected, content_type_prefix, min_duration_s, min_rms_dbfs,
-              max_latency_ms):
+              max_latency_ms, audio_format="any", pcm=None):
     """Run the response checks, record them in result["checks"] and return the problems."""
     checks = result["checks"]
     status = exchange.status
@@ -687,7 +1066,10 @@ def _evaluate(result, exchange, expected, content_type_prefix, min_duration_s, m
             location = exchange.headers.get("Location")
             return [f"redirect {status} to {location!r} not followed (follow_redirects is off)"]
         shown = f" (body {_preview(exchange.body)})" if exchange.body else ""
-        return [f"status {status} not in expected {list(expected)}{shown}"]
+        result["definitive"] = definitive_failure(status, exchange.body)
+        fix = f"; will not improve by waiting: check the API contract's {result['definitive']}" \
+            if result["definitive"] else ""
+        return [f"status {status} not in expected {list(expected)}{shown}{fix}"]
 
     problems = []
     if content_type_prefix:
@@ -696,7 +1078,7 @@ def _evaluate(result, exchange, expected, content_type_prefix, min_duration_s, m
         if not checks["content_type"]:
             problems.append(f"content type {result['content_type']!r} does not start with"
                             f" {content_type_prefix!r}")
-    audio = analyze_audio(exchange.body)
+    audio = analyze_audio(exchange.body, audio_format, pcm)
     result.update(audio_format=audio["format"], sample_rate=audio["sample_rate"],
                   channels=audio["channels"], duration_s=audio["duration_s"],
                   rms_dbfs=audio["rms_dbfs"])
@@ -723,6 +1105,122 @@ def _evaluate(result, exchange, expected, content_type_prefix, min_duration_s, m
 
 
 # --------------------------------------------------------------------------------------------
+# Busy but speaking: evidence that real syntheses are being answered
+# --------------------------------------------------------------------------------------------
+# A server without a probe lane queues the probe behind real requests, so under saturating load
+# a probe can time out while the server answers every real request. Evidence of real answers
+# comes from a counter sampled at every check: HAProxy's count of 2xx answers (the router's
+# passive observation of client traffic) or the server's own Prometheus counter of audio
+# served. A hung or crashed server answers nothing, so its counter stands still.
+
+EVIDENCE_WINDOW_S = 5.0
+_EVIDENCE_SAMPLES = 64
+
+
+def _http_get_text(url, timeout):
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        conn.request("GET", target, headers={"User-Agent": "tts-ha-probe", "Connection": "close"})
+        response = conn.getresponse()
+        body = response.read(4 * 1024 * 1024)
+        if response.status != 200:
+            raise OSError(f"{url} answered {response.status}")
+        return body.decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def read_counter(kind, url, metric=None, timeout=0.5):
+    """Current value of an evidence counter, or None when it cannot be read.
+
+    kind "haproxy": url is HAProxy's stats page in CSV (e.g. http://127.0.0.1:8404/;csv); the
+    value is the 2xx answers of its frontends. kind "metrics": url is a Prometheus text page;
+    the value sums every sample of ``metric`` (labels ignored).
+    """
+    try:
+        text = _http_get_text(url, timeout)
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
+    total = 0.0
+    found = False
+    if kind == "haproxy":
+        lines = text.splitlines()
+        if not lines or not lines[0].startswith("# "):
+            return None
+        header = lines[0][2:].split(",")
+        try:
+            col_sv, col_2xx = header.index("svname"), header.index("hrsp_2xx")
+        except ValueError:
+            return None
+        for line in lines[1:]:
+            cells = line.split(",")
+            if len(cells) > col_2xx and cells[col_sv] == "FRONTEND" and cells[col_2xx].isdigit():
+                total += int(cells[col_2xx])
+                found = True
+    else:
+        for line in text.splitlines():
+            if line.startswith("#") or not line.startswith(metric):
+                continue
+            name, _sep, rest = line.partition(" ")
+            if name.split("{", 1)[0] != metric.split("{", 1)[0]:
+                continue
+            if "{" in metric and not name.startswith(metric.rstrip("}")):
+                continue
+            try:
+                total += float(rest.split()[0])
+                found = True
+            except (IndexError, ValueError):
+                continue
+    return total if found else None
+
+
+def record_evidence(state_file, value, now=None, window_s=EVIDENCE_WINDOW_S):
+    """Store a counter sample; return the seconds since the counter last grew (None: unknown)."""
+    now = time.time() if now is None else now
+    try:
+        with open(state_file, encoding="utf-8") as handle:
+            samples = json.load(handle)
+        if not isinstance(samples, list):
+            samples = []
+    except (OSError, ValueError):
+        samples = []
+    samples = [s for s in samples if isinstance(s, list) and len(s) == 2
+               and now - 10 * window_s <= s[0] <= now][-_EVIDENCE_SAMPLES:]
+    since = None
+    if value is not None:
+        # The counter grew between two consecutive samples at most `since` seconds ago.
+        previous = None
+        for stamp, old in samples + [[now, value]]:
+            if previous is not None and old > previous[1]:
+                since = now - previous[0]
+            previous = [stamp, old]
+        samples.append([now, value])
+    try:
+        tmp = f"{state_file}.{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(samples, handle)
+        os.replace(tmp, state_file)
+    except OSError:
+        pass
+    return since
+
+
+def is_busy_not_broken(result):
+    """A failed probe that a busy server explains: it accepted and then queued (or refused with
+    503/429). Refused or reset connections, wrong answers and bad audio are never 'busy'."""
+    if result["healthy"]:
+        return False
+    if result["status"] in (429, 503):
+        return True
+    reason = result["reason"] or ""
+    return reason.startswith("timed out") and (
+        "waiting for response headers" in reason or "reading the body" in reason
+        or "sending the request" in reason)
+
+
+# --------------------------------------------------------------------------------------------
 # CLI (Keepalived vrrp_script, image HEALTHCHECK)
 # --------------------------------------------------------------------------------------------
 
@@ -730,6 +1228,9 @@ _PROBE_DEFAULTS = {name: param.default for name, param in inspect.signature(prob
 # CLI flags whose name is not simply "--" + the probe() parameter with dashes.
 _CLI_FLAGS = {"min_duration_s": "--min-duration", "headers": "--header",
               "payload": "--text/--payload-json", "validate_certs": "--insecure"}
+# Options of the CLI itself (contract and busy evidence), not probe() arguments.
+_CLI_OWN = ("api_file", "evidence_url", "evidence_kind", "evidence_metric", "evidence_state",
+            "busy_window")
 # Beyond the probe's own deadline, so that a hang nothing else catches still ends the process.
 _WATCHDOG_GRACE_S = 1.0
 
@@ -751,7 +1252,20 @@ def _cli_parser():
                      description="Ask a TTS endpoint to synthesise a tiny text and check that real"
                                  " audio comes back. Prints one JSON line; exit 0 healthy,"
                                  " 1 unhealthy, 2 bad arguments.")
-    parser.add_argument("--url", required=True, help="synthesis endpoint (http:// or https://)")
+    parser.add_argument("--url", required=True, help="synthesis endpoint (http:// or https://);"
+                        " with --api-file, the server's base URL (the contract adds the path)")
+    parser.add_argument("--api-file", help="API contract (JSON, as resolve_contract() returns it):"
+                        " method, path, text placement, headers and the expected answer")
+    parser.add_argument("--evidence-url", help="counter showing real answers, read at every check:"
+                        " HAProxy stats CSV or a Prometheus page (default: the contract's"
+                        " evidence.metrics_path on --url)")
+    parser.add_argument("--evidence-kind", choices=("haproxy", "metrics"), help="what"
+                        " --evidence-url serves (default metrics)")
+    parser.add_argument("--evidence-metric", help="Prometheus counter for --evidence-kind metrics")
+    parser.add_argument("--evidence-state", help="file keeping counter samples between checks")
+    parser.add_argument("--busy-window", type=float, help="a probe that a busy server explains"
+                        " (timeout, 503) passes while the counter grew this recently (default"
+                        f" {EVIDENCE_WINDOW_S:g} s); only for servers without a probe lane")
     parser.add_argument("--method", help=f"HTTP method (default {defaults['method']})")
     body = parser.add_mutually_exclusive_group()
     body.add_argument("--text", help='text to synthesise, sent as {"text": TEXT} (default "a")')
@@ -806,7 +1320,54 @@ def _cli_options(argv):
                 raise _UsageError(f"argument --header: expected NAME:VALUE, got {item!r}")
             headers[name.strip()] = value.strip()
         options["headers"] = headers
-    return options
+    own = {name: options.pop(name) for name in _CLI_OWN if name in options}
+    if "api_file" in own:
+        own["contract"] = _load_contract(own.pop("api_file"))
+        if payload_json is not None:
+            raise _UsageError("argument --payload-json: the request body comes from --api-file")
+        if "method" in options:
+            raise _UsageError("argument --method: the method comes from --api-file")
+        text = options.pop("payload", {}).get("text") if text is not None else None
+        contract_args = contract_probe_arguments(own["contract"], options["url"], text)
+        if "headers" in options:
+            contract_args["headers"].update(options.pop("headers"))
+        options = {**options, **contract_args}
+    return options, own
+
+
+def _load_contract(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return check_contract(json.load(handle))
+    except OSError as exc:
+        raise _UsageError(f"argument --api-file: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise _UsageError(f"argument --api-file: {path}: {exc}") from None
+
+
+def _apply_evidence(result, own, base_url):
+    """Sample the evidence counter; let a busy-but-speaking server pass (see is_busy_not_broken)."""
+    contract = own.get("contract")
+    url = own.get("evidence_url")
+    kind = own.get("evidence_kind", "metrics")
+    metric = own.get("evidence_metric")
+    if url is None and contract and contract["evidence"]["metrics_path"]:
+        parts = urlsplit(base_url)
+        url = f"{parts.scheme}://{parts.netloc}{contract['evidence']['metrics_path']}"
+        metric = metric or contract["evidence"]["metric"]
+    if not url or "evidence_state" not in own:
+        return
+    window = own.get("busy_window", EVIDENCE_WINDOW_S)
+    value = read_counter(kind, url, metric)
+    since = record_evidence(own["evidence_state"], value, window_s=window)
+    lane = bool(contract and contract["probe"].get("lane"))
+    result["evidence"] = {"kind": kind, "value": value,
+                          "grew_s_ago": None if since is None else round(since, 2)}
+    if not lane and is_busy_not_broken(result) and since is not None and since <= window:
+        result["healthy"] = True
+        result["busy"] = True
+        result["reason"] = (f"busy but speaking: {kind} counter grew {since:.1f} s ago"
+                            f" (probe: {result['reason']})")
 
 
 def _emit(result):
@@ -835,7 +1396,7 @@ def _start_watchdog(timeout, url, output_lock):
 def main(argv=None):
     """CLI entry point: print one JSON result line; exit 0 healthy, 1 unhealthy, 2 bad arguments."""
     try:
-        options = _cli_options(argv)
+        options, own = _cli_options(argv)
     except _UsageError as exc:
         _emit(_blank_result(None, f"invalid arguments: {exc}"))
         return 2
@@ -844,6 +1405,7 @@ def main(argv=None):
     watchdog = _start_watchdog(options.get("timeout", _PROBE_DEFAULTS["timeout"]), url, output_lock)
     try:
         result = probe(**options)
+        _apply_evidence(result, own, url)
         code = 0 if result["healthy"] else 1
     except ProbeArgumentError as exc:
         flag = _CLI_FLAGS.get(exc.argument, "--" + exc.argument.replace("_", "-"))

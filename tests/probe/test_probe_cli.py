@@ -16,7 +16,7 @@ CHECK = REPO / "bin" / "tts-synthesis-check"
 PROBE = REPO / "module_utils" / "tts_probe.py"
 RESULT_KEYS = {
     "healthy", "reason", "url", "status", "content_type", "bytes", "latency_ms", "audio_format",
-    "sample_rate", "channels", "duration_s", "rms_dbfs", "instance", "checks",
+    "sample_rate", "channels", "duration_s", "rms_dbfs", "instance", "checks", "definitive",
 }
 
 

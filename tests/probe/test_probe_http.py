@@ -9,7 +9,7 @@ from tts_probe_testlib import GOOD_WAV, INSTANCE, RATE, TRUNCATED_WAV, closed_po
 
 RESULT_KEYS = {
     "healthy", "reason", "url", "status", "content_type", "bytes", "latency_ms", "audio_format",
-    "sample_rate", "channels", "duration_s", "rms_dbfs", "instance", "checks",
+    "sample_rate", "channels", "duration_s", "rms_dbfs", "instance", "checks", "definitive",
 }
 
 

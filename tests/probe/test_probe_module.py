@@ -20,7 +20,7 @@ BIN = Path(sys.executable).parent
 MODULE_KEYS = {"attempts", "elapsed_s", "consecutive_ok", "history"}
 PROBE_KEYS = {
     "healthy", "reason", "url", "status", "content_type", "bytes", "latency_ms", "audio_format",
-    "sample_rate", "channels", "duration_s", "rms_dbfs", "instance", "checks",
+    "sample_rate", "channels", "duration_s", "rms_dbfs", "instance", "checks", "definitive",
 }
 ANSIBLE_LIMIT_S = 120
 
