@@ -57,9 +57,38 @@ def test_missing_image_refused(tmp_path):
 
 
 def test_missing_archive_refused(tmp_path):
+    """Neither the archive nor the image in the controller's engine: refused, naming both."""
     rc, out = run_site(tmp_path, {"tts_service_instances": GOOD, "tts_service_image_source": "archive",
+                                  "tts_service_image": "tts-ha/no-such-image:0",
                                   "tts_service_image_archive": str(tmp_path / "nope.tar")})
     assert rc != 0 and "needs the archive" in out and "nope.tar" in out, out[-2500:]
+    assert "controller's Docker engine" in out and "tts-ha/no-such-image:0" in out, out[-2500:]
+    assert stopped_in_preflight(out)
+
+
+def _controller_has(image):
+    try:
+        proc = subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+def test_archive_written_from_controller_engine_passes_preflight(tmp_path):
+    """No archive yet, but the image is in the controller's engine: the kit exports it (image.yml),
+    so the preflight lets it through, while an instance image that is in neither place is refused."""
+    image = "tts-ha/debian:bookworm"  # built by `make images`; any image in the engine would do
+    if not _controller_has(image):
+        pytest.skip(f"{image} is not in the controller's Docker engine")
+    host_vars = {"tts_service_instances": GOOD, "tts_service_image_source": "archive",
+                 "tts_service_image": image, "tts_service_image_archive": str(tmp_path / "later.tar")}
+    rc, out = run_site(tmp_path, host_vars)
+    assert "PLAY [Validate the network settings]" in out, out[-2500:]
+    assert not (tmp_path / "later.tar").exists()  # preflight only looks; nothing is written yet
+
+    mixed = [GOOD[0], dict(GOOD[1], image="tts-ha/no-such-image:0")]
+    rc, out = run_site(tmp_path, dict(host_vars, tts_service_instances=mixed))
+    assert rc != 0 and "not in the engine: tts-ha/no-such-image:0" in out, out[-2500:]
     assert stopped_in_preflight(out)
 
 
