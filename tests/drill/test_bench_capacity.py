@@ -1,0 +1,146 @@
+"""benchmarks/bench_capacity.py: the ramp's maths, and a short ramp against a 1-worker stand-in."""
+
+import importlib.util
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from tts_drill_testlib import REPO, SINE, SwitchableServer
+
+spec = importlib.util.spec_from_file_location("bench_capacity", REPO / "benchmarks" / "bench_capacity.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+
+def record(outcome="ok", latency_ms=100.0, instance="tts-standby"):
+    return {"outcome": outcome, "latency_ms": latency_ms if outcome == "ok" else None, "instance": instance}
+
+
+def test_rates_are_a_bounded_geometric_ramp():
+    assert bench.rates(0.5, 2, 4, 10) == [0.5, 1.0, 2.0, 4.0]
+    assert bench.rates(1, 1.25, 100, 5) == [1, 1.25, 1.56, 1.95, 2.44]
+
+
+def test_judge_holds_within_the_bounds():
+    step = bench.judge([record(latency_ms=ms) for ms in range(100, 2100, 100)], 2.0, 10, 2000, 0.0)
+    assert step["held"] and step["broke"] is None
+    assert (step["requests"], step["ok"], step["p50_ms"], step["p95_ms"]) == (20, 20, 1050.0, 1905.0)
+    assert step["instances"] == ["tts-standby"]
+
+
+def test_judge_breaks_on_errors_or_latency():
+    failing = bench.judge([record()] * 9 + [record("http_error")], 2.0, 5, 2000, 0.0)
+    assert not failing["held"] and failing["broke"] == "1/10 failed (http_error 1)"
+    assert bench.judge([record()] * 9 + [record("http_error")], 2.0, 5, 2000, 0.1)["held"]
+    slow = bench.judge([record(latency_ms=2500)] * 4, 2.0, 2, 2000, 0.0)
+    assert slow["broke"] == "p95 2500 ms > 2000 ms"
+    nothing = bench.judge([record("timeout")] * 3, 2.0, 2, 2000, 0.5)
+    assert nothing["broke"] == "3/3 failed (timeout 3); no ok answer"
+
+
+def test_standby_primary_ratio():
+    def result(profile, rate):
+        return {"profile": profile, "sustainable_rate_per_s": rate}
+    assert bench.ratio([result("primary", 4.0), result("standby", 5.0)]) == 1.25
+    assert bench.ratio([result("primary", 4.0), result("standby", None)]) == 0.0
+    assert bench.ratio([result("primary", 4.0)]) is None
+    assert bench.ratio([result("primary", 4.0), result("primary", 2.0), result("standby", 3.0),
+                        result("canary", 1.0)]) == 0.5
+
+
+class OneWorker:
+    """Synthesises one request at a time, SERVICE_S each: saturates at 1/SERVICE_S requests/s."""
+
+    SERVICE_S = 0.1
+
+    def __init__(self):
+        self.texts = []
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                with lock:
+                    outer.texts.append(body["text"])
+                    time.sleep(outer.SERVICE_S)
+                self.send_response(200)
+                self.send_header("Content-Type", "audio/wav")
+                self.send_header("Content-Length", str(len(SINE)))
+                self.send_header("X-TTS-Instance", "tts-one")
+                self.end_headers()
+                self.wfile.write(SINE)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/tts"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def one_worker():
+    server = OneWorker()
+    yield server
+    server.close()
+
+
+def test_ramp_finds_the_rate_a_one_worker_stand_in_sustains(one_worker, tmp_path, capsys):
+    # 10/s capacity: 2/s and 5/s hold; at 12.5/s the queue grows 2.5 requests a second.
+    out = tmp_path / "capacity.json"
+    code = bench.main(["--target", f"tts-one:standby:{one_worker.url}", "--start-rate", "2", "--factor", "2.5",
+                       "--max-rate", "20", "--step-s", "2", "--max-p95-ms", "300", "--pause-s", "0.2",
+                       "--warmup", "1", "--timeout", "5", "--seed", "3", "--json-out", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    (result,) = report["instances"]
+    assert [s["rate_per_s"] for s in result["steps"]] == [2, 5, 12.5]
+    assert result["sustainable_rate_per_s"] == 5 and result["broke_at_rate_per_s"] == 12.5
+    assert result["broke"].startswith("p95 ") and result["stopped_by"] == "bound"
+    assert result["p95_ms"] < 300
+    assert report["corpus"] == {"name": "realistic", "seed": 3}
+    # Every text the ramp sent was a different sentence: no cache could have answered.
+    assert len(one_worker.texts) == len(set(one_worker.texts)) == 1 + 4 + 10 + 25
+    printed = capsys.readouterr().out
+    assert "| tts-one | standby | 5 |" in printed and "broke at" in printed
+    assert "| tts-one | standby | 5 |" in (tmp_path / "capacity.md").read_text()
+
+
+def test_an_instance_that_never_holds_exits_1(tmp_path, capsys):
+    with SwitchableServer() as server:
+        server.mode = "error500"
+        code = bench.main(["--target", f"bad:primary:{server.url}", "--start-rate", "2", "--step-s", "1",
+                           "--warmup", "0", "--pause-s", "0", "--json-out", str(tmp_path / "c.json")])
+    assert code == 1
+    (result,) = json.loads((tmp_path / "c.json").read_text())["instances"]
+    assert result["sustainable_rate_per_s"] is None and result["broke_at_rate_per_s"] == 2
+    assert "2/2 failed (http_error 2)" in result["broke"]
+
+
+def test_budget_bounds_the_run(one_worker, tmp_path):
+    code = bench.main(["--target", f"tts-one:standby:{one_worker.url}", "--start-rate", "1", "--step-s", "1",
+                       "--budget-s", "4", "--timeout", "1", "--warmup", "0", "--pause-s", "0.5",
+                       "--max-p95-ms", "5000", "--json-out", str(tmp_path / "c.json")])
+    (result,) = json.loads((tmp_path / "c.json").read_text())["instances"]
+    assert result["stopped_by"] == "budget" and 1 <= len(result["steps"]) <= 2
+    assert code == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--target", "nourl"], "expected NAME:PROFILE:URL"),
+    (["--target", "a:b:ftp://x"], "expected NAME:PROFILE:URL"),
+    (["--target", "a:b:http://127.0.0.1:9/tts", "--factor", "1"], "--factor must be > 1"),
+    (["--target", "a:b:http://127.0.0.1:9/tts", "--start-rate", "5", "--max-rate", "2"], "must not exceed"),
+])
+def test_bad_arguments_exit_2(capsys, argv, message):
+    with pytest.raises(SystemExit) as exited:
+        bench.main(argv)
+    assert exited.value.code == 2 and message in capsys.readouterr().err
