@@ -637,7 +637,7 @@ def _ssl_context(validate_certs, ca_path, client_cert, client_key):
 # The TTS API contract: how a server is asked to speak and what a good answer is
 # --------------------------------------------------------------------------------------------
 # One home for the kit's knowledge of TTS HTTP APIs. Inventory picks a preset by name
-# (tts_api_preset) and overrides any field (tts_api); resolve_contract() merges and checks them,
+# (tts_api_preset) and overrides any field (tts_api_overrides); resolve_contract() merges and checks them,
 # and every consumer (module, on-host check, HAProxy checks, drill load) builds its request with
 # build_request() from the resolved dict. Each preset cites the server source it was read from.
 
@@ -943,6 +943,32 @@ def haproxy_check(contract):
         expect.append("hdr name content-type value -m beg "
                       + _haproxy_quote(contract["answer"]["content_type"]))
     return {"send": " ".join(words), "expect": expect}
+
+
+def curl_example(contract, base_url, text="Hello from tts-ha", output="hello.wav"):
+    """A curl command line that asks the contract's server to speak ``text`` (for summaries).
+
+    An auth token is shown as $TTS_API_TOKEN, never in clear.
+    """
+    import shlex
+
+    masked = _merge(contract, {"auth": {"token": "$TTS_API_TOKEN"}}) if contract["auth"].get("token") else contract
+    request = build_request(masked, text)
+    words = ["curl", "-sS", "-X", request["method"]]
+    multipart = contract["text"]["in"] == "multipart"
+    for name, value in request["headers"].items():
+        if multipart and name == "Content-Type":
+            continue  # curl -F writes its own boundary
+        header = f"{name}: {value}"
+        words += ["-H", f'"{header}"' if "$TTS_API_TOKEN" in header else shlex.quote(header)]
+    if multipart:
+        values = {**contract["fields"], contract["text"]["field"]: text}
+        for name, value in values.items():
+            words += ["-F", shlex.quote(f"{name}={_scalar(value)}")]
+    elif request["body"] is not None:
+        words += ["--data-binary", shlex.quote(request["body"].decode("utf-8"))]
+    words += [shlex.quote(base_url.rstrip("/") + request["target"]), "-o", shlex.quote(output)]
+    return " ".join(words)
 
 
 def _haproxy_quote(value):

@@ -74,8 +74,10 @@ class LoadGenerator:
 
     def __init__(self, url, out, *, rate=10.0, duration=60.0, max_requests=None, timeout=3.0,
                  texts=DEFAULT_TEXTS, stop_file=None, min_rms_dbfs=-60.0, headers=None,
-                 max_in_flight=MAX_IN_FLIGHT):
+                 max_in_flight=MAX_IN_FLIGHT, api=None):
         self.url = url
+        # The API contract (tts_probe.resolve_contract()); url is then the server's base URL.
+        self.api = api
         self.out = out
         self.rate = rate
         self.duration = duration
@@ -140,8 +142,13 @@ class LoadGenerator:
     def _send(self, seq, text, slots, sink):
         try:
             t_start = time.time()
-            result = tts_probe.probe(self.url, payload={"text": text}, headers=self.headers,
-                                     timeout=self.timeout, min_rms_dbfs=self.min_rms_dbfs)
+            if self.api is None:
+                arguments = {"url": self.url, "payload": {"text": text}, "headers": self.headers}
+            else:
+                # Client traffic: the contract's request without its probe headers (no probe lane).
+                arguments = tts_probe.contract_probe_arguments(self.api, self.url, text, probe_request=False)
+                arguments["headers"] = {**arguments["headers"], **self.headers}
+            result = tts_probe.probe(**arguments, timeout=self.timeout, min_rms_dbfs=self.min_rms_dbfs)
             self._write(sink, self._record(seq, t_start, time.time(), result, classify(result),
                                            result["reason"]))
         except Exception as exc:  # noqa: BLE001 - a bad argument or a bug must end the run loudly
@@ -206,7 +213,10 @@ def _parser():
         prog="python -m tts_drill.loadgen",
         description="Send TTS synthesis requests at a fixed rate (open loop) and log each one as a"
                     " JSON line. Exit 0 when the run completed, 1 internal error, 2 bad arguments.")
-    parser.add_argument("--url", required=True, help='synthesis endpoint; POSTed {"text": ...}')
+    parser.add_argument("--url", required=True, help='synthesis endpoint, POSTed {"text": ...};'
+                        " with --api-file, the server's base URL")
+    parser.add_argument("--api-file", help="API contract (JSON, tts_probe.resolve_contract()): how"
+                        " the text is sent and what a good answer is")
     parser.add_argument("--rate", type=_positive(float), default=10.0,
                         help="requests launched per second (default 10)")
     parser.add_argument("--duration", type=_positive(float), default=60.0,
@@ -255,10 +265,17 @@ def main(argv=None):
     seed = args.seed if args.seed is not None else time.time_ns() // 1_000_000 % 2**31
     texts = (Corpus(seed) if args.corpus == "realistic"
              else _read_texts(parser, args.texts_file) if args.texts_file else DEFAULT_TEXTS)
+    api = None
+    if args.api_file:
+        try:
+            with open(args.api_file, encoding="utf-8") as handle:
+                api = tts_probe.check_contract(json.load(handle))
+        except (OSError, ValueError) as exc:
+            parser.error(f"--api-file: {args.api_file}: {exc}")
     generator = LoadGenerator(
         args.url, args.out, rate=args.rate, duration=args.duration, max_requests=args.max_requests,
         timeout=args.timeout, texts=texts, stop_file=args.stop_file, min_rms_dbfs=args.min_rms_dbfs,
-        headers=dict(args.headers), max_in_flight=args.max_in_flight)
+        headers=dict(args.headers), max_in_flight=args.max_in_flight, api=api)
 
     def on_signal(signum, _frame):
         generator.stop(signal.Signals(signum).name)
