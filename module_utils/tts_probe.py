@@ -689,12 +689,15 @@ PRESETS = {
         "path": "/api/tts",
         "text": {"in": "query", "field": "text"},
     },
-    # Piper's own server (piper-tts 1.8.0, src/piper/http_server.py, `python -m piper.http_server`):
-    # POST / with a JSON object {"text", "voice", "speaker", ...}; answers WAV bytes from Flask
-    # without an audio content type, so the type is not checked.
+    # Piper's own server, `python -m piper.http_server` (piper-tts 1.5.0-1.8.0 wheels,
+    # piper/http_server.py; OHF-Voice/piper1-gpl src/piper/http_server.py at 146d0a2): POST
+    # /synthesize with a JSON object {"text", "voice", "speaker", "length_scale", ...}; the whole
+    # WAV comes back as Flask's default text/html, so the type is not checked; bad input is a
+    # 500 naming no field. piper-tts 1.3-1.4 served POST / instead: override path.
+    # Measured and written down in images/piper-http/README.md.
     "piper_http": {
         "port": 5000,
-        "path": "/",
+        "path": "/synthesize",
         "answer": {"content_type": ""},
     },
     # GPT-SoVITS api_v2.py: POST /tts {"text", "text_lang", "ref_audio_path", "prompt_lang", ...},
