@@ -671,18 +671,22 @@ PRESETS = {
         "probe": {"headers": {"X-TTS-Probe": "1"}, "lane": True},
         "evidence": {"metrics_path": "/metrics", "metric": "tts_audio_seconds_total"},
     },
-    # OpenAI's speech API as served by Kokoro-FastAPI (api/src/routers/openai_compatible.py:
-    # POST /v1/audio/speech, input/model/voice/response_format, stream defaults to true, so the
-    # WAV arrives with placeholder sizes), openedai-speech (speech.py), speaches, vLLM-Omni and
-    # the GLM-TTS server forks. Port 8880 is Kokoro-FastAPI's; override for the others.
+    # OpenAI's speech API as served by Kokoro-FastAPI (api/src/routers/openai_compatible.py
+    # @032990d create_speech, api/src/structures/schemas.py OpenAISpeechRequest: POST
+    # /v1/audio/speech, input required, model tts-1 accepted, voice af_heart, response_format
+    # mp3 by default, stream true by default, so the WAV arrives chunked with placeholder sizes),
+    # openedai-speech (speech.py @0fce679, port 8000, always streamed through ffmpeg), speaches,
+    # vLLM-Omni and the GLM-TTS server forks. Port 8880 is Kokoro-FastAPI's; override for others.
     "openai": {
         "port": 8880,
         "path": "/v1/audio/speech",
         "text": {"in": "json", "field": "input"},
         "fields": {"model": "tts-1", "voice": "af_heart", "response_format": "wav"},
     },
-    # Coqui TTS server (coqui-ai/TTS TTS/server/server.py: @app.route("/api/tts",
-    # methods=["GET", "POST"]), text in the query string, send_file(..., mimetype="audio/wav")).
+    # Coqui TTS server (coqui-ai/TTS TTS/server/server.py @004a3de: @app.route("/api/tts",
+    # methods=["GET"]), later also POST; text in the query string; send_file(...,
+    # mimetype="audio/wav"), whole file; port 5002 on all interfaces. Multi-speaker models need
+    # speaker_id (fields).
     "coqui": {
         "port": 5002,
         "method": "GET",
@@ -700,27 +704,35 @@ PRESETS = {
         "path": "/synthesize",
         "answer": {"content_type": ""},
     },
-    # GPT-SoVITS api_v2.py: POST /tts {"text", "text_lang", "ref_audio_path", "prompt_lang", ...},
-    # media_type wav by default; a failed synthesis is 400 + JSON {"message": "tts failed"}.
-    # It binds 127.0.0.1:9880 by default: start it with -a 0.0.0.0.
+    # GPT-SoVITS api_v2.py (RVC-Boss/GPT-SoVITS @0235857, TTS_Request, check_params): POST /tts
+    # JSON; text, text_lang, ref_audio_path, prompt_lang required (a missing one is 400
+    # {"message": "... is required"}); media_type wav by default, a complete WAV as audio/wav; a
+    # failed synthesis is 400 {"message": "tts failed", "Exception": ...}. ref_audio_path must be a
+    # file on the server: override it. It binds 127.0.0.1:9880 by default: start it with -a 0.0.0.0.
     "gpt_sovits": {
         "port": 9880,
         "path": "/tts",
         "fields": {"text_lang": "en", "ref_audio_path": "ref.wav", "prompt_lang": "en",
                    "media_type": "wav"},
     },
-    # fish-speech tools/server/views.py: POST /v1/tts, JSON (or msgpack) ServeTTSRequest with
-    # "text", "format" (wav), "references", "reference_id", "streaming".
+    # fish-speech tools/server/views.py (@5b2140c) and fish_speech/utils/schema.py ServeTTSRequest:
+    # POST /v1/tts with application/json (or msgpack, multipart); only "text" is required (a
+    # missing one is 422 naming it); format wav by default; streaming false gives a complete WAV.
+    # It listens on 127.0.0.1:8080 unless started with --listen 0.0.0.0:8080; --api-key turns on
+    # Bearer auth (auth.token).
     "fish_speech": {
         "port": 8080,
         "path": "/v1/tts",
         "fields": {"format": "wav", "streaming": False},
     },
-    # CosyVoice runtime/python/fastapi/server.py: /inference_sft with form fields tts_text and
-    # spk_id; StreamingResponse of raw int16 PCM, no header, no media type (22050 Hz in its
-    # client.py; CosyVoice2 models run at 24000 Hz: override answer.pcm.rate).
+    # CosyVoice runtime/python/fastapi/server.py (@1cfc5dd): @app.get("/inference_sft") with
+    # Form() fields tts_text and spk_id (later copies also accept POST); its client.py sends the
+    # form with GET; StreamingResponse of raw int16 PCM, no header, no media type, 22050 Hz
+    # (client.py target_sr; CosyVoice2/3 models run at 24000 Hz: override answer.pcm.rate). spk_id
+    # 英文女 exists only in CosyVoice-300M-SFT; an unknown speaker answers 200 with an empty body.
     "cosyvoice": {
         "port": 50000,
+        "method": "GET",
         "path": "/inference_sft",
         "text": {"in": "multipart", "field": "tts_text"},
         "fields": {"spk_id": "英文女"},
@@ -793,7 +805,8 @@ def check_contract(contract):
     if text["in"] != "raw" and not (isinstance(text.get("field"), str) and text["field"]):
         raise ContractError("text.field", f"names the field that carries the text (text.in is"
                                           f" {text['in']}), got {text.get('field')!r}")
-    if text["in"] in ("json", "form", "multipart", "raw") and contract["method"] in _BODYLESS_METHODS:
+    # GET with a body is unusual but real (CosyVoice's own client sends its form with GET).
+    if text["in"] != "query" and contract["method"] in ("HEAD", "OPTIONS"):
         raise ContractError("text.in", f"{text['in']} needs a request body, which"
                                        f" {contract['method']} does not carry; use query")
     fields = contract["fields"]

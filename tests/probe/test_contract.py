@@ -279,7 +279,7 @@ def test_auth_token_and_probe_headers_are_sent(stub):
     ("nope", {}, "preset"),
     ("reference", {"text": {"in": "header"}}, "text.in"),
     ("reference", {"text": {"in": "json", "field": ""}}, "text.field"),
-    ("coqui", {"text": {"in": "json"}}, "text.in"),  # a JSON body on GET
+    ("coqui", {"method": "HEAD", "text": {"in": "json"}}, "text.in"),  # a body on HEAD
     ("openai", {"auth": {"token": "CHANGE_ME"}}, "auth.token"),
     ("openai", {"auth": {"token": "<your token>"}}, "auth.token"),
     ("reference", {"answer": {"format": "aiff"}}, "answer.format"),
