@@ -5,7 +5,10 @@
         --target tts-primary:primary:http://172.30.0.11:8000/tts \\
         --target tts-standby:standby:http://172.30.0.12:8000/tts [--json-out reports/capacity.json]
 
-(playbooks/capacity.yml finds the instances of an inventory and runs this for them.)
+(playbooks/capacity.yml finds the instances of an inventory and runs this for them.) With
+--api-file (the API contract, JSON as tts_probe.resolve_contract() gives it) each URL is the
+instance's base URL (http://172.30.0.11:8000) and the requests follow the contract; without it
+they are POSTs of {"text": ...} to the URL as given.
 
 For each target in turn, the drill's load generator (tools/tts_drill/loadgen.py, open loop: one
 request every 1/rate s whatever the earlier ones are doing) sends the realistic corpus
@@ -39,7 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
-from tts_drill import percentile  # noqa: E402
+from tts_drill import import_probe, percentile  # noqa: E402
 from tts_drill.corpus import Corpus  # noqa: E402
 from tts_drill.loadgen import LoadGenerator  # noqa: E402
 
@@ -97,9 +100,11 @@ class Texts:
         return self.corpus.text(self.offset + seq)
 
 
-def run_step(url, rate, step_s, texts, timeout, out):
+def run_step(url, rate, step_s, texts, timeout, out, api=None):
+    options = {} if api is None else {"api": api}
     generator = LoadGenerator(url, str(out), rate=rate, duration=step_s,
-                              max_requests=max(1, math.ceil(rate * step_s)), timeout=timeout, texts=texts)
+                              max_requests=max(1, math.ceil(rate * step_s)), timeout=timeout, texts=texts,
+                              **options)
     summary = generator.run()
     if generator.error is not None:
         raise generator.error
@@ -110,8 +115,9 @@ def run_step(url, rate, step_s, texts, timeout, out):
 class Ramp:
     """Ramps every target in turn; all texts from one corpus seed, never one twice."""
 
-    def __init__(self, args, log=print):
+    def __init__(self, args, log=print, api=None):
         self.args = args
+        self.api = api
         self.corpus = Corpus(args.seed)
         self.next_seq = 0
         self.deadline = time.monotonic() + args.budget_s
@@ -130,7 +136,7 @@ class Ramp:
         if args.warmup:
             # Not judged: the first syntheses after a quiet spell can pay for cold caches of the OS.
             run_step(url, 1.0, float(args.warmup), self.texts(args.warmup), args.timeout,
-                     workdir / f"{name}-warmup.jsonl")
+                     workdir / f"{name}-warmup.jsonl", self.api)
         for rate in rates(args.start_rate, args.factor, args.max_rate, args.max_steps):
             # A step needs its own duration, the last requests' timeout and the pause after it.
             if time.monotonic() + args.step_s + args.timeout + args.pause_s > self.deadline:
@@ -138,7 +144,7 @@ class Ramp:
                 break
             count = max(1, math.ceil(rate * args.step_s))
             _summary, records = run_step(url, rate, args.step_s, self.texts(count), args.timeout,
-                                         workdir / f"{name}-{rate:g}.jsonl")
+                                         workdir / f"{name}-{rate:g}.jsonl", self.api)
             step = judge(records, rate, args.step_s, args.max_p95_ms, args.max_error_ratio)
             result["steps"].append(step)
             self.log(f"  {name} ({profile}) {rate:g}/s: {step['ok']}/{step['requests']} ok,"
@@ -235,6 +241,7 @@ def parser():
     ap.add_argument("--budget-s", type=_positive(float), default=DEFAULTS["budget_s"],
                     help="the whole run's time budget, seconds (default %(default)s)")
     ap.add_argument("--seed", type=int, default=None, help="corpus seed (default: from the clock)")
+    ap.add_argument("--api-file", help="API contract (JSON): the URLs are then base URLs")
     ap.add_argument("--json-out", help="write the figures here (and a .md table beside it)")
     ap.add_argument("--requests-dir", help="keep each step's request log here (default: a temporary"
                                            " directory, removed)")
@@ -252,8 +259,16 @@ def main(argv=None):
         ap.error("--start-rate must not exceed --max-rate")
     if args.seed is None:
         args.seed = time.time_ns() // 1_000_000 % 2**31
+    api = None
+    if args.api_file:
+        tts_probe = import_probe()
+        try:
+            with open(args.api_file, encoding="utf-8") as handle:
+                api = tts_probe.check_contract(json.load(handle))
+        except (OSError, ValueError, tts_probe.ProbeArgumentError) as exc:
+            ap.error(f"--api-file: {args.api_file}: {exc}")
     started = time.time()
-    ramp = Ramp(args, log=lambda line: print(line, file=sys.stderr, flush=True))
+    ramp = Ramp(args, log=lambda line: print(line, file=sys.stderr, flush=True), api=api)
     with tempfile.TemporaryDirectory(prefix="bench-capacity-") as scratch:
         workdir = Path(args.requests_dir or scratch)
         workdir.mkdir(parents=True, exist_ok=True)

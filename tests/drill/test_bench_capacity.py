@@ -144,3 +144,25 @@ def test_bad_arguments_exit_2(capsys, argv, message):
     with pytest.raises(SystemExit) as exited:
         bench.main(argv)
     assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_ramp_follows_an_api_contract(one_worker, tmp_path):
+    tts_probe = bench.import_probe()
+    contract = tmp_path / "tts-api.json"
+    contract.write_text(json.dumps(tts_probe.resolve_contract("reference")))
+    base = one_worker.url.rsplit("/", 1)[0]
+    code = bench.main(["--target", f"tts-one:standby:{base}", "--api-file", str(contract), "--start-rate", "2",
+                       "--max-rate", "2", "--step-s", "1", "--warmup", "0", "--seed", "4",
+                       "--json-out", str(tmp_path / "c.json")])
+    assert code == 0
+    (result,) = json.loads((tmp_path / "c.json").read_text())["instances"]
+    assert result["sustainable_rate_per_s"] == 2 and result["stopped_by"] == "max_rate"
+    assert sorted(one_worker.texts) == sorted(bench.Corpus(4).text(seq) for seq in range(2))
+
+
+def test_bad_api_file_exits_2(tmp_path, capsys):
+    bad = tmp_path / "tts-api.json"
+    bad.write_text(json.dumps({"port": 0}))
+    with pytest.raises(SystemExit) as exited:
+        bench.main(["--target", "a:b:http://127.0.0.1:9", "--api-file", str(bad)])
+    assert exited.value.code == 2 and "--api-file" in capsys.readouterr().err
