@@ -202,3 +202,19 @@ def test_unreadable_root_never_crashes(tmp_path):
 def test_fact_is_stdlib_only():
     imports = {line.split()[1] for line in FACT.read_text().splitlines() if line.startswith("import ")}
     assert imports <= {"argparse", "csv", "glob", "json", "os", "re", "shutil", "subprocess", "sys"}
+
+
+def test_gpu_verify_writes_one_report_without_a_gpu(tmp_path):
+    """scripts/gpu-verify.py on a CPU-only machine: a complete JSON report, fast, exit 1."""
+    script = FACT.parents[3] / "scripts/gpu-verify.py"
+    out = tmp_path / "report.json"
+    run = subprocess.run([sys.executable, str(script), "--no-docker", "--out", str(out)],
+                         capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/nonexistent", "HOME": str(tmp_path)})
+    report = json.loads(out.read_text())
+    assert set(report["checks"]) == {"fact", "pci", "fabricmanager", "cuda", "versions", "secure_boot",
+                                     "toolkit", "docker"}
+    assert report["duration_s"] < 60 and run.returncode == (0 if report["ok"] else 1)
+    if not (Path("/proc/driver/nvidia/version").exists()):
+        assert report["ok"] is False and "fact" in report["summary"]["failed"]
+        assert report["checks"]["docker"]["ok"] is None
