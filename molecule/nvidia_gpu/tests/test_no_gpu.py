@@ -31,3 +31,9 @@ def test_engine_loaded_the_runtime(host):
     info = json.loads(host.check_output("docker info --format '{{json .}}'"))
     assert "nvidia" in info["Runtimes"]
     assert info["LiveRestoreEnabled"] is True
+
+
+def test_stack_fact_says_not_ready(host):
+    # tts_service gpu=auto follows this, so a GPU-less (or GPU-disabled) host never gets device_requests
+    data = json.loads(host.file("/etc/ansible/facts.d/nvidia_gpu_stack.fact").content_string)
+    assert data["ready"] is False and data["enabled"] == "auto"
