@@ -103,3 +103,19 @@ def test_good_inventory_passes_preflight(tmp_path):
     rc, out = run_site(tmp_path, {"tts_service_instances": GOOD})
     assert "PLAY [Validate the network settings]" in out, out[-2500:]
     assert "UNREACHABLE" in out or "unreachable=1" in out
+
+
+@pytest.mark.parametrize("api_vars, expected", [
+    ({"tts_api_preset": "mimic3"}, "tts_api_preset"),
+    ({"tts_api_overrides": {"text": {"in": "telepathy"}}}, "tts_api_overrides.text.in"),
+    ({"tts_api_overrides": {"text": {"in": "json", "field": ""}}}, "tts_api_overrides.text.field"),
+    ({"tts_api_preset": "openai", "tts_api_overrides": {"auth": {"token": "CHANGE_ME"}}},
+     "tts_api_overrides.auth.token: is still a placeholder"),
+])
+def test_bad_api_contract_refused(tmp_path, api_vars, expected):
+    """An unknown preset, a contract with no text placement, a placeholder token: refused in the
+    preflight, before any host changes, naming the variable."""
+    rc, out = run_site(tmp_path, {"tts_service_instances": GOOD, **api_vars})
+    assert rc != 0
+    assert expected in out, out[-2500:]
+    assert stopped_in_preflight(out)
