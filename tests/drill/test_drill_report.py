@@ -589,6 +589,16 @@ def test_survivor_that_drops_requests_fails_the_threshold():
     assert "| after recovery | 1 | 4.9 | 40 | 35 | 87.5 % | 100 | 2000 | 10 | tts-backup 35 |" in markdown
 
 
+def test_a_request_in_flight_at_the_fault_is_not_the_load_before_it():
+    def behaviour(t):
+        if -0.15 < t < 0:
+            return "connection_error", None, 0.5  # in flight at the fault, cut by it
+        return failover(t)
+    report = build_report(synth_requests(behaviour), vip_failover(), events(restored=5), {}, 10)
+    before = report["carried"]["before_fault"]
+    assert (before["requests"], before["served_ratio"], before["end_rel"]) == (49, 1.0, -0.2)
+
+
 def test_failures_after_the_restore_are_not_the_survivors():
     def restore_hurts(t):
         if t >= 6.0:

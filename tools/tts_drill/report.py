@@ -29,7 +29,8 @@ Definitions (F = fault_at; "failed" = outcome other than ok; requests ordered by
 - detection_s: F -> first moment a node other than the MASTER at F is MASTER, before the
   restore and the planned failback.
 - carried (did the survivor carry the load): the requests that started in [steady state, restored_at)
-  (to the end without a restore) next to those that started before F: served ratio (ok / all, a
+  (to the end without a restore) next to those that ended by F (one in flight at F was hit by
+  the fault, not a sign of the load before it): served ratio (ok / all, a
   client_saturated slot counts as not served), p50/p95 latency of the ok ones, offered rate. None
   when the window holds no request (e.g. no steady state before the restore): the survivor was
   not seen carrying anything, which fails min_served_ratio_after_recovery.
@@ -256,7 +257,7 @@ def _client_figures(ordered, fault_at, restored_at, steady_window, stall_min_s, 
 def _carried(ordered, fault_at, steady_at, restored_at):
     """Served ratio, latency and rate before the fault and while the survivor carried the load."""
     until = math.inf if restored_at is None else restored_at
-    windows = {"before_fault": [r for r in ordered if r["t_start"] < fault_at],
+    windows = {"before_fault": [r for r in ordered if r["t_end"] <= fault_at],
                "after_recovery": [] if steady_at is None else
                [r for r in ordered if steady_at <= r["t_start"] < until]}
     return {phase: _load_window(records, fault_at) for phase, records in windows.items()}
