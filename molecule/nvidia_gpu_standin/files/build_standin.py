@@ -8,6 +8,8 @@
                                          (no nvidia-tesla-* : that branch must be refused)
   <repo>/libnvidia-container/stable/deb/<arch>/   signed flat repository like NVIDIA's:
                                          nvidia-container-toolkit (nvidia-ctk, runtime, hook, cli)
+                                         (the hook injects the stand-in nvidia-smi, needs
+                                         busybox-static on the node)
   <root>/sys/bus/pci/devices/...         a sysfs with two NVIDIA 3D controllers
   <root>/proc/                           where the stand-in DKMS package "loads" the module
 
@@ -68,16 +70,33 @@ echo "stand-in nvidia-container-runtime: no runc" >&2; exit 1
 
 HOOK = """#!/usr/bin/env python3
 # tts-ha stand-in nvidia-container-runtime-hook: dockerd calls it for --gpus (prestart).
-# Records which devices the container asked for; injects nothing.
-import json, os, sys, time
+# Like the real hook it puts nvidia-smi into the container (here: the stand-in script, busybox
+# for its shell, and its data), and it records which devices the container asked for.
+import json, os, shutil, sys, time
 os.makedirs("/var/log/nvidia-standin", exist_ok=True)
 entry = {"t": time.time(), "argv": sys.argv[1:]}
 try:
     state = json.load(sys.stdin)
     with open(os.path.join(state["bundle"], "config.json")) as fh:
-        env = json.load(fh)["process"].get("env", [])
+        config = json.load(fh)
+    env = config["process"].get("env", [])
     entry["visible_devices"] = [e.split("=", 1)[1] for e in env if e.startswith("NVIDIA_VISIBLE_DEVICES=")]
     entry["capabilities"] = [e.split("=", 1)[1] for e in env if e.startswith("NVIDIA_DRIVER_CAPABILITIES=")]
+    root = os.path.join(state["bundle"], config["root"]["path"])
+    injected = []
+    for src, dest in (("/bin/busybox", "bin/busybox"), ("/usr/bin/nvidia-smi", "usr/bin/nvidia-smi"),
+                      ("/etc/nvidia-standin/gpus.csv", "etc/nvidia-standin/gpus.csv")):
+        target = os.path.join(root, dest)
+        if not os.path.exists(target):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy2(src, target)
+            injected.append(dest)
+    for applet in ("sh", "grep", "cat"):
+        link = os.path.join(root, "bin", applet)
+        if not os.path.lexists(link):
+            os.symlink("busybox", link)
+            injected.append("bin/" + applet)
+    entry["injected"] = injected
 except Exception as exc:  # a prestart hook that fails would fail the container
     entry["error"] = repr(exc)
 with open("/var/log/nvidia-standin/hook.log", "a") as fh:

@@ -67,7 +67,15 @@ def test_dev_char_udev_rule(host):
 
 def test_container_check_went_through_the_toolkit_hook(host):
     entries = [json.loads(line) for line in host.file("/var/log/nvidia-standin/hook.log").content_string.splitlines()]
-    assert any(e.get("visible_devices") == ["all"] and "error" not in e for e in entries), entries
+    assert entries and all("error" not in e for e in entries), entries
+    assert all(e["visible_devices"] == ["all"] and "usr/bin/nvidia-smi" in e["injected"] for e in entries)
+
+
+def test_fallback_smoke_image_is_the_host_libc(host):
+    # made by verify.yml when neither nvidia_gpu_smoke_image nor the TTS image is available
+    files = host.check_output("docker export $(docker create tts-ha/gpu-smoke:local true) | tar -t")
+    assert "libc.so.6" in files and "ld-linux" in files
+    host.run("docker container prune -f")
 
 
 def test_gpu_container_runs_hardened(host):
