@@ -19,7 +19,7 @@ help:
 	@echo "make test      yamllint + ansible-lint + pytest + every molecule scenario"
 	@echo "make lab-down  remove every container, network and volume the lab created"
 	@echo "make bench     print the benchmarks' figures"
-	@echo "make drills    every failover drill + failback on the running lab (optional, ~15 min)"
+	@echo "make drills    every failover drill + failback, then a 10 min soak, on the running lab (optional, ~25 min)"
 
 # Debian packages the kit and its tests need on the controller (only the missing ones).
 deps:

@@ -2,7 +2,8 @@
 # The longer, optional drill suite (not part of `make test`): every fault class against the lab
 # (or the inventory in ANSIBLE_INVENTORY), each followed by the gated failback, one summary line
 # each and a closing count. DRILLS="crash hang" picks a subset; extra arguments go to every
-# ansible-playbook call (e.g. -e tts_ha_router=true).
+# ansible-playbook call (e.g. -e tts_ha_router=true). Then a soak: the drill's load through the VIP
+# for SOAK_S seconds (default 600; 0 skips it), 0 failed, each container's memory at start and end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DRILLS=${DRILLS:-"crash hang host_down keepalived_stop partition bad_audio overload"}
@@ -23,5 +24,16 @@ for fault in $DRILLS; do
   fi
   rm -f "$log"
 done
+SOAK_S=${SOAK_S:-600}
+if [ "$SOAK_S" -gt 0 ]; then
+  log=$(mktemp)
+  if ansible-playbook playbooks/soak.yml -e "soak_s=$SOAK_S" "$@" >"$log" 2>&1; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+  fi
+  grep -o "soak: [^'\"]*" "$log" | tail -1 || tail -5 "$log"
+  rm -f "$log"
+fi
 echo "drills: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
