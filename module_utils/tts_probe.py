@@ -33,7 +33,7 @@ import time
 from urllib.parse import urljoin, urlsplit
 
 __all__ = ["PRESETS", "ContractError", "ProbeArgumentError", "analyze_audio", "build_request",
-           "check_contract", "contract_probe_arguments", "definitive_failure", "haproxy_check", "main",
+           "check_contract", "contract_probe_arguments", "counter_from_text", "definitive_failure", "haproxy_check", "main",
            "probe", "resolve_contract"]
 
 DEFAULT_PAYLOAD = {"text": "a"}
@@ -1185,6 +1185,11 @@ def read_counter(kind, url, metric=None, timeout=0.5):
         text = _http_get_text(url, timeout)
     except (OSError, http.client.HTTPException, ValueError):
         return None
+    return counter_from_text(kind, text, metric)
+
+
+def counter_from_text(kind, text, metric=None):
+    """The evidence counter in a page already fetched (read_counter's rules), or None."""
     total = 0.0
     found = False
     if kind == "haproxy":
