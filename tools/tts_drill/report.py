@@ -53,6 +53,8 @@ FAULTS_WITHOUT_FAILOVER = frozenset({"overload"})
 VRRP_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
 # Alert lines (type ALERT) in the same logs, from the nodes' split-brain watch.
 ALERT_STATES = ("SPLIT_BRAIN", "SPLIT_BRAIN_CLEARED")
+# The resident prober's verdict changes (tts_prober.py), kept in the same log; the report ignores them.
+PROBER_STATES = ("UP", "DOWN", "UNKNOWN", "STOPPED")
 UNKNOWN = "UNKNOWN"  # a node's state before its first logged transition, or without a log
 PHASES = ("before_fault", "outage", "after_recovery")
 DEFAULT_STEADY_WINDOW = 10
@@ -599,9 +601,11 @@ def load_requests(path):
 
 
 def _valid_transition(record):
+    states = {"ALERT": ALERT_STATES, "PROBER": PROBER_STATES}.get(record.get("type"), VRRP_STATES) \
+        if isinstance(record, dict) else ()
     return (isinstance(record, dict) and _is_number(record.get("ts"))
             and isinstance(record.get("host"), str) and record["host"]
-            and record.get("state") in (ALERT_STATES if record.get("type") == "ALERT" else VRRP_STATES))
+            and record.get("state") in states)
 
 
 def load_transitions(paths, vrrp_instance=None):
