@@ -1,0 +1,64 @@
+"""A TTS server this project did not write, from inventory alone: Piper's own HTTP server
+(`python -m piper.http_server` from the piper-tts wheel, images/piper-http/) deployed with the
+`piper_http` API preset on the private lab. site.yml converges (failed=0, then changed=0), the
+crash drill and the overload drill pass the kit's thresholds (the same as the reference image's),
+and failback returns the VIP with no failed request.
+
+Runs after the reference deployment's drills and leaves Piper deployed: the next module
+(test_3_down) only takes the lab down."""
+import re
+
+import pytest
+
+from conftest import playbook
+from test_2_drill import latest_report
+
+pytestmark = pytest.mark.lab
+
+PIPER = {
+    "tts_api_preset": "piper_http",
+    "tts_service_image": "tts-ha/piper-http:1.8.0",
+    "tts_service_build_script": "{{ playbook_dir }}/../images/piper-http/build.sh",
+}
+
+
+@pytest.fixture(scope="module")
+def piper(site):
+    rc, out, recap = playbook("site.yml", extra_vars=PIPER)
+    assert rc == 0, out[-3000:]
+    return out, recap
+
+
+def test_site_converges_on_a_third_party_server(piper):
+    first_out, first = piper
+    assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in first.values()), first
+    # The summary's verify spoke the contract through the VIP.
+    assert "API: piper_http preset, POST /synthesize" in first_out
+    assert re.search(r"Verified: wav [0-9.]+ s of audio", first_out)
+    rc, out, recap = playbook("site.yml", extra_vars=PIPER)
+    assert rc == 0, out[-3000:]
+    changed = {host: r["changed"] for host, r in recap.items() if r["changed"]}
+    assert not changed, f"second run changed something: {changed}\n" + "\n".join(
+        re.findall(r"changed: \[[^\]]+\][^\n]*", out)[:10])
+
+
+@pytest.mark.parametrize("fault", ["crash", "overload"])
+def test_drill_then_failback_with_the_third_party_server(piper, fault):
+    rc, out, _ = playbook("failback.yml", extra_vars=PIPER, timeout=600)
+    assert rc == 0, out[-3000:]
+    rc, out, _ = playbook("failover_drill.yml", extra_vars={**PIPER, "drill_fault": fault}, timeout=900)
+    summary = re.findall(rf"drill {fault}: \S+ [^\n']*", out)
+    print(summary[-1] if summary else out[-2000:])
+    assert rc == 0, out[-3000:]
+    report = latest_report(fault)
+    fig = report["figures"]
+    assert report["passed"] and fig["split_brain_s"] == 0
+    if fault == "crash":
+        assert fig["vip_moved"] and fig["client_outage"] and fig["failed_after_fault"] > 0
+        rc, out, _ = playbook("failback.yml", extra_vars=PIPER, timeout=600)
+        assert rc == 0, out[-3000:]
+        back = latest_report("failback")
+        assert back["figures"]["failed"] == 0 and back["figures"]["vip_moved"]
+    else:
+        # Saturated but speaking: nothing moves.
+        assert fig["false_failovers"] == 0 and not fig["vip_moved"]
