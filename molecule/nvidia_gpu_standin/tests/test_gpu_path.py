@@ -37,6 +37,13 @@ def test_one_toolkit_source_only(host):
     assert update.rc == 0 and "Conflicting values" not in update.stderr, update.stderr
 
 
+def test_nonfree_source_uses_the_hosts_signed_by(host):
+    # the host's own source for that mirror (prepare.yml) has this Signed-By: apt needs the same
+    sources = host.file("/etc/apt/sources.list.d/debian-nonfree.sources").content_string
+    assert "Signed-By: /usr/share/keyrings/standin-archive-keyring.gpg" in sources
+    assert "Components: contrib non-free non-free-firmware" in sources
+
+
 def test_driver_and_headers_installed(host, kernel):
     flavour = host.file("/srv/gpu-standin/flavour").content_string.strip()
     for pkg in ("nvidia-driver", "nvidia-kernel-dkms", "nvidia-smi", "firmware-misc-nonfree",
