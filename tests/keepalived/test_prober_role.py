@@ -1,0 +1,119 @@
+"""The keepalived role's prober wiring, rendered here: keepalived.conf tracks the prober's file with
+weight 0 (init_file 1, so a missing file is no health), the one-shot vrrp_script stays available;
+the unit restarts the prober, watches it and marks the node failed when it ends; the settings file
+is what tts_prober.Settings accepts; HAProxy reads the probers with agent-check when asked.
+keepalived 2.2.7 itself accepted the rendered track_file (keepalived -t) when this was written;
+the node-level behaviour (kill -9, watchdog) is drilled on the lab (docs/detection.md)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "module_utils"))
+
+PLAYBOOK = """
+- hosts: tts_nodes
+  gather_facts: false
+  vars_files:
+    - {root}/roles/keepalived/defaults/main.yml
+    - {root}/roles/keepalived/vars/main.yml
+    - {root}/roles/tts_router/defaults/main.yml
+  tasks:
+    - ansible.builtin.template:
+        src: {root}/roles/keepalived/templates/keepalived.conf.j2
+        dest: "{out}/keepalived.conf"
+        mode: "0644"
+    - ansible.builtin.template:
+        src: {root}/roles/keepalived/templates/tts-ha-prober.service.j2
+        dest: "{out}/tts-ha-prober.service"
+        mode: "0644"
+    - ansible.builtin.template:
+        src: {root}/roles/tts_router/templates/haproxy.cfg.j2
+        dest: "{out}/haproxy.cfg"
+        mode: "0644"
+      vars:
+        tts_api_contract: {{probe: {{lane: true}}}}
+        tts_api_haproxy_check: {{send: "meth POST uri /tts", expect: ["status 200"]}}
+        tts_router_servers:
+          - {{name: tts-primary_node1, address: 10.0.0.11, port: 8000, backup: false}}
+          - {{name: tts-standby_node2, address: 10.0.0.12, port: 8000, backup: true}}
+"""
+
+CLUSTER = {"keepalived_cluster": [{"host": "node1", "address": "10.0.0.11", "priority": 150},
+                                  {"host": "node2", "address": "10.0.0.12", "priority": 140}],
+           "keepalived_address": "10.0.0.11", "keepalived_interface": "eth0", "keepalived_vip": "10.0.0.100"}
+
+
+def render(tmp_path, **extra_vars):
+    out = tmp_path / "out"
+    out.mkdir(parents=True)
+    (tmp_path / "render.yml").write_text(PLAYBOOK.format(root=ROOT, out=out))
+    (tmp_path / "hosts.ini").write_text(
+        f"[tts_nodes]\nnode1 ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(tmp_path / "hosts.ini"),
+                           str(tmp_path / "render.yml"), "-e", json.dumps({**CLUSTER, **extra_vars})],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return {name: (out / name).read_text() for name in ("keepalived.conf", "tts-ha-prober.service", "haproxy.cfg")}
+
+
+def test_default_tracks_the_prober_file_with_weight_0(tmp_path):
+    files = render(tmp_path)
+    conf = files["keepalived.conf"]
+    assert 'track_file tts_prober {\n  file "/run/tts-ha-prober/verdict"\n  weight 0\n  init_file 1\n}' in conf
+    assert "  track_file {\n    tts_prober weight 0\n  }" in conf
+    assert "vrrp_script" not in conf and "track_script" not in conf
+    unit = files["tts-ha-prober.service"]
+    for line in ("Type=notify", "WatchdogSec=2", "Restart=always", "RestartSec=0.5", "User=keepalived_script",
+                 "ExecStopPost=/usr/local/lib/tts-ha/tts-ha-prober --config /etc/tts-ha/prober.json --mark-failed",
+                 "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict", "NoNewPrivileges=yes",
+                 "ReadWritePaths=/run/tts-ha-prober /var/log/tts-ha", "StartLimitIntervalSec=0"):
+        assert line in unit.splitlines(), line
+    haproxy = files["haproxy.cfg"]
+    assert "option httpchk" in haproxy and "agent-check" not in haproxy
+
+
+def test_the_one_shot_script_can_be_kept_alone_or_with_the_prober(tmp_path):
+    alone = render(tmp_path / "a", keepalived_prober=False)["keepalived.conf"]
+    assert "vrrp_script chk_tts_synthesis {" in alone and "    chk_tts_synthesis\n" in alone
+    assert "track_file" not in alone
+    both = render(tmp_path / "b", keepalived_check_script=True)["keepalived.conf"]
+    assert "vrrp_script chk_tts_synthesis {" in both and "tts_prober weight 0" in both
+
+
+def test_unit_without_namespacing(tmp_path):
+    unit = render(tmp_path, keepalived_prober_hardening=False)["tts-ha-prober.service"]
+    assert "ProtectSystem" not in unit and "WatchdogSec=2" in unit
+
+
+def test_agent_check_replaces_the_routers_syntheses(tmp_path):
+    haproxy = render(tmp_path, tts_router_agent_check=True)["haproxy.cfg"]
+    assert "option httpchk" not in haproxy and "http-check send" not in haproxy
+    assert "server tts-primary_node1 10.0.0.11:8000 check agent-check agent-addr 10.0.0.11 agent-port 8765" \
+           " agent-inter 250ms observe layer7" in haproxy
+
+
+def test_settings_file_keys_are_the_probers():
+    import tts_prober
+    import yaml
+
+    tasks = yaml.safe_load((ROOT / "roles" / "keepalived" / "tasks" / "prober.yml").read_text())
+    written = next(t for t in tasks if t["name"] == "Write the prober's settings")
+    keys = set(written["vars"]["keepalived_prober_settings"])
+    assert keys <= set(tts_prober.DEFAULTS), keys - set(tts_prober.DEFAULTS)
+
+
+def test_every_new_default_is_in_the_argument_spec():
+    import yaml
+
+    defaults = yaml.safe_load((ROOT / "roles" / "keepalived" / "defaults" / "main.yml").read_text())
+    spec = yaml.safe_load((ROOT / "roles" / "keepalived" / "meta" / "argument_specs.yml").read_text())
+    options = spec["argument_specs"]["main"]["options"]
+    missing = [name for name in defaults if name not in options]
+    assert not missing, missing
