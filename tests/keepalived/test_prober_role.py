@@ -70,7 +70,7 @@ def test_default_tracks_the_prober_file_with_weight_0(tmp_path):
     assert "  track_file {\n    tts_prober weight 0\n  }" in conf
     assert "vrrp_script" not in conf and "track_script" not in conf
     unit = files["tts-ha-prober.service"]
-    for line in ("Type=notify", "WatchdogSec=2", "Restart=always", "RestartSec=0.5", "User=keepalived_script",
+    for line in ("Type=notify", "WatchdogSec=2", "WatchdogSignal=SIGKILL", "Restart=always", "RestartSec=0.5", "User=keepalived_script",
                  "ExecStopPost=/usr/local/lib/tts-ha/tts-ha-prober --config /etc/tts-ha/prober.json --mark-failed",
                  "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict", "NoNewPrivileges=yes",
                  "ReadWritePaths=/run/tts-ha-prober /var/log/tts-ha", "StartLimitIntervalSec=0"):
