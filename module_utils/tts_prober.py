@@ -363,8 +363,6 @@ class Prober:
         elif not router_backend_up(result["body"], s.router_backend):
             self.router.observe(False, f"router has no server UP in backend {s.router_backend}")
         else:
-            if self.probe_args is None or s.evidence_kind == "haproxy":
-                self._record_evidence(result["value"])
             self.router.observe(True, "router answers with a server UP")
 
     def _instance_tick(self):
