@@ -139,7 +139,7 @@ def ping(url, timeout, kind="any", metric=None):
     started = time.monotonic()
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
-    outcome, value, detail, status = "ok", None, "", None
+    outcome, value, detail, status, body = "ok", None, "", None, None
     try:
         target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
         conn.request("GET", target, headers={"User-Agent": "tts-ha-prober", "Connection": "close"})
@@ -159,7 +159,7 @@ def ping(url, timeout, kind="any", metric=None):
     finally:
         conn.close()
     return {"outcome": outcome, "value": value, "status": status, "detail": detail,
-            "ms": round((time.monotonic() - started) * 1000.0, 1), "body": locals().get("body")}
+            "ms": round((time.monotonic() - started) * 1000.0, 1), "body": body}
 
 
 def router_backend_up(csv_text, backend):
