@@ -2,6 +2,7 @@
 """Print {"<uri> <suite>": "<signed-by>"} for every apt source on this host (stdlib only).
 
 Arguments: file names (basenames) in /etc/apt/sources.list.d to leave out (the role's own).
+NVIDIA_GPU_APT_ROOT (tests only) reads <root>/etc/apt instead of /etc/apt.
 
 apt refuses *every* source when two sources of one URI and suite disagree on Signed-By
 ("Conflicting values set for option Signed-By"), an empty value included. nvidia_gpu uses this
@@ -49,14 +50,15 @@ def deb822(path, out):
 
 def main():
     out, skip = {}, set(sys.argv[1:])
-    for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+    apt = os.path.join(os.environ.get("NVIDIA_GPU_APT_ROOT", "/"), "etc/apt")
+    for path in [f"{apt}/sources.list"] + sorted(glob.glob(f"{apt}/sources.list.d/*.list")):
         if os.path.basename(path) in skip:
             continue
         try:
             one_line(path, out)
         except OSError:
             pass
-    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+    for path in sorted(glob.glob(f"{apt}/sources.list.d/*.sources")):
         if os.path.basename(path) in skip:
             continue
         try:
