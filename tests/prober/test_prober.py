@@ -389,3 +389,24 @@ def test_the_transition_log_lines_do_not_disturb_the_drill_report(stub, tmp_path
     assert [r["state"] for r in transitions["node1"]] == ["FAULT"]
     assert notes[0]["corrupt_lines"] == 0, notes
     assert not warnings
+
+
+def test_a_fault_is_dated_at_the_prober_verdict_that_caused_it(tmp_path):
+    """keepalived goes FAULT on the track file's inotify event; its notify line comes later. The
+    report dates the FAULT at the prober's DOWN line, so the notify latency is no split brain."""
+    sys.path.insert(0, str(REPO / "tools"))
+    from tts_drill import report
+
+    lines = [
+        {"ts": 100.0, "host": "node1", "type": "INSTANCE", "instance": "VI_TTS", "state": "MASTER", "priority": 150},
+        {"ts": 110.876, "host": "node1", "type": "PROBER", "instance": "instance", "state": "DOWN",
+         "published": True, "priority": None},
+        {"ts": 111.062, "host": "node1", "type": "INSTANCE", "instance": "VI_TTS", "state": "FAULT", "priority": 150},
+        {"ts": 130.0, "host": "node1", "type": "INSTANCE", "instance": "VI_TTS", "state": "FAULT", "priority": 150},
+    ]
+    path = tmp_path / "node1.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    transitions, _notes, _warnings = report.load_transitions([f"node1={path}"])
+    faults = [r for r in transitions["node1"] if r["state"] == "FAULT"]
+    assert faults[0]["ts"] == 110.876 and faults[0]["ts_logged"] == 111.062
+    assert faults[1]["ts"] == 130.0 and "ts_logged" not in faults[1]  # no prober verdict before it

@@ -608,13 +608,38 @@ def _valid_transition(record):
             and record.get("state") in states)
 
 
+# keepalived reads the resident prober's track file on its inotify event and goes to FAULT at
+# once; the notify script that logs the FAULT line runs later (a process start, 0.1-0.25 s on a
+# loaded node). A FAULT logged within this many seconds after the prober's published DOWN/STOPPED
+# line on the same host is dated at that line, or the notify latency would read as split brain.
+PROBER_FAULT_WINDOW_S = 1.0
+
+
+def _fault_at_prober_verdict(records):
+    """Date each logged FAULT at the prober verdict that caused it (see PROBER_FAULT_WINDOW_S);
+    the logged time is kept as ts_logged."""
+    failed = [r for r in records if r.get("type") == "PROBER" and r.get("published", True)
+              and r.get("state") in ("DOWN", "STOPPED")]
+    if not failed:
+        return records
+    dated = []
+    for record in records:
+        if record.get("type", "INSTANCE") == "INSTANCE" and record.get("state") == "FAULT":
+            causes = [p["ts"] for p in failed if p["host"] == record["host"]
+                      and 0 <= record["ts"] - p["ts"] <= PROBER_FAULT_WINDOW_S]
+            if causes:
+                record = dict(record, ts=max(causes), ts_logged=record["ts"])
+        dated.append(record)
+    return dated
+
+
 def load_transitions(paths, vrrp_instance=None):
     """({host: records or None}, per-file notes, warnings) from one log file per node.
 
     Records are keyed by their own "host". Each path may be given as HOST=PATH: HOST names the
     node when its file is missing or holds no records (state unknown: None or []); without it
     the file name up to its first dot stands in ("node1.jsonl" -> node1). Sync-group lines (type
-    GROUP) are ignored.
+    GROUP) are ignored; the resident prober's lines (type PROBER) only date the FAULTs they caused.
     """
     transitions, notes, warnings = {}, [], []
     instances = set()
@@ -628,6 +653,7 @@ def load_transitions(paths, vrrp_instance=None):
             transitions.setdefault(label, None)
             notes.append({"file": path, "node": label, "status": "missing", "error": exc.strerror or str(exc)})
             continue
+        records = _fault_at_prober_verdict(records)
         records = [r for r in records if r.get("type", "INSTANCE") in ("INSTANCE", "ALERT")]
         instances.update(r["instance"] for r in records if r.get("instance") is not None)
         if vrrp_instance is not None:
