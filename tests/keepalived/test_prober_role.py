@@ -71,7 +71,8 @@ def test_default_tracks_the_prober_file_with_weight_0(tmp_path):
     assert "vrrp_script" not in conf and "track_script" not in conf
     unit = files["tts-ha-prober.service"]
     for line in ("Type=notify", "WatchdogSec=2", "WatchdogSignal=SIGKILL", "Restart=always", "RestartSec=0.5", "User=keepalived_script",
-                 "ExecStopPost=/usr/local/lib/tts-ha/tts-ha-prober --config /etc/tts-ha/prober.json --mark-failed",
+                 "ExecStopPost=/usr/local/lib/tts-ha/tts-ha-prober-mark-failed /run/tts-ha-prober/verdict"
+                 " /var/log/tts-ha/keepalived-transitions.jsonl node1",
                  "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict", "NoNewPrivileges=yes",
                  "ReadWritePaths=/run/tts-ha-prober /var/log/tts-ha", "StartLimitIntervalSec=0"):
         assert line in unit.splitlines(), line
@@ -117,3 +118,23 @@ def test_every_new_default_is_in_the_argument_spec():
     options = spec["argument_specs"]["main"]["options"]
     missing = [name for name in defaults if name not in options]
     assert not missing, missing
+
+
+def test_mark_failed_hook_writes_1_and_a_stopped_line_fast(tmp_path):
+    track = tmp_path / "verdict"
+    track.write_text("0\n")
+    log = tmp_path / "t.jsonl"
+    env = dict(os.environ, SERVICE_RESULT="signal", EXIT_STATUS="KILL")
+    import time
+    started = time.monotonic()
+    done = subprocess.run([str(ROOT / "roles" / "keepalived" / "files" / "tts-ha-prober-mark-failed"), str(track),
+                           str(log), "node1"], env=env, capture_output=True, text=True, timeout=10)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert track.read_text() == "1\n"
+    line = json.loads(log.read_text())
+    assert line["state"] == "STOPPED" and line["type"] == "PROBER" and line["host"] == "node1"
+    assert "signal" in line["reason"] and "KILL" in line["reason"] and isinstance(line["ts"], float)
+    assert elapsed < 2, elapsed
+    assert subprocess.run([str(ROOT / "roles" / "keepalived" / "files" / "tts-ha-prober-mark-failed")],
+                          capture_output=True, timeout=10).returncode == 2
