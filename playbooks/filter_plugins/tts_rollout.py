@@ -11,7 +11,7 @@ def _instance_order(instances):
             + [i for i in instances if i.get("profile") == "primary"])
 
 
-def rollout_plan(instances, pending, present, holders, vip, enabled=True):
+def rollout_plan(instances, pending, present, holders, vip, enabled=True, contract_changed=False):
     """Plan a change through the pair.
 
     instances: [{host, name, profile, port}] (discover.yml's drill_instances)
@@ -19,9 +19,11 @@ def rollout_plan(instances, pending, present, holders, vip, enabled=True):
     present:   {host: true when every instance of the host runs already}
     holders:   hosts that hold the VIP now; vip: the VIP ('' without keepalived)
     enabled:   tts_ha_rollout (false: the plain one-host-at-a-time deploy)
+    contract_changed: the API contract differs from the one the nodes' checks speak (another
+               preset: clients change too, no rollout can keep them served): a plain deploy
 
-    mode: none (nothing would change), deploy (first deploy, an instance missing, or the rollout
-    turned off: roles/tts_service's plain order), rollout (every instance exists: holder last,
+    mode: none (nothing would change), deploy (first deploy, an instance missing, a new API
+    contract, or the rollout turned off: roles/tts_service's plain order), rollout (every instance exists: holder last,
     canary, handover).
     """
     hosts = sorted({i["host"] for i in instances})
@@ -34,7 +36,7 @@ def rollout_plan(instances, pending, present, holders, vip, enabled=True):
             "handover_to": None, "changed": changed}
     if not any(changed.values()):
         return plan
-    if not enabled or not all(present.get(h, False) for h in hosts):
+    if not enabled or contract_changed or not all(present.get(h, False) for h in hosts):
         plan["mode"] = "deploy"
         return plan
     plan["mode"] = "rollout"

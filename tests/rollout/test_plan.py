@@ -73,3 +73,8 @@ def test_single_host_standby_first_no_handover():
 def test_without_vip_the_primary_node_is_last():
     p = plan(PAIR, BOTH, PRESENT, [], "")
     assert p["holder"] == "node1" and p["first"] == ["node2"] and not p["handover"]
+
+
+def test_new_api_contract_is_a_plain_deploy():
+    p = plan(PAIR, BOTH, PRESENT, ["node1"], VIP, True, True)
+    assert p["mode"] == "deploy"
