@@ -4,6 +4,7 @@
 # each and a closing count. DRILLS="crash hang" picks a subset; extra arguments go to every
 # ansible-playbook call (e.g. -e tts_ha_router=true). Then a soak: the drill's load through the VIP
 # for SOAK_S seconds (default 600; 0 skips it), 0 failed, each container's memory at start and end.
+# Between the two, the rollout drills (scripts/rollout-drills.sh; ROLLOUTS="" skips them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DRILLS=${DRILLS:-"crash hang host_down keepalived_stop partition bad_audio overload"}
@@ -24,6 +25,11 @@ for fault in $DRILLS; do
   fi
   rm -f "$log"
 done
+# Rollouts through site.yml under the same load (issue 15): settings, new image, an image that
+# never speaks (rolled back), a degraded pair (refused). ROLLOUTS="" skips them.
+if [ -n "${ROLLOUTS-x}" ]; then
+  if scripts/rollout-drills.sh "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+fi
 SOAK_S=${SOAK_S:-600}
 if [ "$SOAK_S" -gt 0 ]; then
   log=$(mktemp)

@@ -68,8 +68,9 @@ def summary_line(label, fig, rc):
 
 
 def _ansible_json(args, env):
-    out = subprocess.run(["ansible", *args], capture_output=True, text=True, check=True, timeout=120,
-                         env=dict(env, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json"))
+    # --playbook-dir: the kit's group_vars (playbooks/group_vars) apply as in site.yml.
+    out = subprocess.run(["ansible", "--playbook-dir", "playbooks", *args], capture_output=True, text=True,
+                         check=True, timeout=120, env=dict(env, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json"))
     return json.loads(out.stdout)
 
 

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Rollout drills (issue 15) on the running lab, or the inventory in ANSIBLE_INVENTORY: each change
+# goes through site.yml while the drill's load (1.5/s, realistic corpus) goes through the VIP
+# (python -m tts_drill.rollout); figures under reports/rollout-<case>-<time>/rollout.json, one line each.
+#   settings  one variable added to tts_service_env: 0 failed, the VIP ends on the primary
+#   image     a new image tag (the reference image rebuilt with a label: a new image ID): same
+#   broken    an image that never speaks (the reference image with `sleep infinity`): the canary is
+#             rolled back, the play fails saying so, 0 failed, the VIP never leaves the holder;
+#             then a rerun with the good settings converges (changed=0)
+#   degraded  the standby stopped: the rollout is refused before anything changes
+#   restore   back to the default settings (a rollout too, measured)
+# ROLLOUTS="settings image" picks a subset (restore always runs last); extra arguments go to every
+# ansible-playbook call. The test images are built in the controller's engine (image source build).
+# Run it under the lab's lock (make drills does): it does not take the lock itself.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROLLOUTS=${ROLLOUTS:-"settings image broken degraded"}
+BASE_IMAGE=${TTS_IMAGE:-tts-ha/tts-server:1.0.0}
+NEW_IMAGE=tts-ha/tts-server:1.0.0-rollout
+BROKEN_IMAGE=tts-ha/tts-server:1.0.0-mute
+export PYTHONPATH="$PWD/tools" TTS_HA_MODULE_UTILS="$PWD/module_utils"
+passed=0 failed=0 stamp=$(date +%Y%m%d-%H%M%S)
+SETTINGS='"tts_service_env": {"TTS_HA_ROLLOUT_DRILL": "'$stamp'"}'
+
+# Build the test images once (controller engine; site.yml ships them like any built image).
+docker image inspect "$NEW_IMAGE" >/dev/null 2>&1 || printf 'FROM %s\nLABEL io.tts-ha.rollout-drill=new\n' \
+  "$BASE_IMAGE" | docker build -q -t "$NEW_IMAGE" - >/dev/null
+docker image inspect "$BROKEN_IMAGE" >/dev/null 2>&1 || printf 'FROM %s\nHEALTHCHECK NONE\nENTRYPOINT ["sleep", "infinity"]\nCMD []\n' \
+  "$BASE_IMAGE" | docker build -q -t "$BROKEN_IMAGE" - >/dev/null
+
+# rollout CASE JSON-EXTRA-VARS [ansible-playbook args...]: site.yml under load; prints the summary.
+rollout() {
+  local case=$1 vars=$2; shift 2
+  local a ansible_args=()
+  for a in "$@"; do ansible_args+=("--ansible-arg=$a"); done
+  dir="reports/rollout-$case-$(date +%Y%m%d-%H%M%S)"
+  python3 -m tts_drill.rollout --out-dir "$dir" --label "$case" --from-inventory "${ansible_args[@]}" \
+    -- ansible-playbook playbooks/site.yml -e "{$vars}" "$@"
+}
+figure() { python3 -c "import json,sys; print(json.load(open('$dir/rollout.json'))$1)"; }
+ok() { passed=$((passed + 1)); echo "  PASS $*"; }
+ko() { failed=$((failed + 1)); echo "  FAIL $*"; tail -15 "$dir/command.log" 2>/dev/null; }
+
+for case in $ROLLOUTS; do
+  case $case in
+    settings)
+      rollout settings "$SETTINGS" "$@"; rc=$?
+      [ $rc -eq 0 ] && [ "$(figure "['figures']['failed']")" = 0 ] && [ "$(figure "['figures']['vip_moves']")" = 2 ] \
+        && ok settings || ko settings ;;
+    image)
+      rollout image "$SETTINGS, \"tts_service_image\": \"$NEW_IMAGE\"" "$@"; rc=$?
+      [ $rc -eq 0 ] && [ "$(figure "['figures']['failed']")" = 0 ] && ok image || ko image ;;
+    broken)
+      rollout broken "$SETTINGS, \"tts_service_image\": \"$BROKEN_IMAGE\", \"tts_service_rollout_ready_timeout\": 40" "$@"
+      rc=$?
+      if [ $rc -ne 0 ] && grep -q "Rollout stopped: .*rolled back.*It was the canary" <(tr -s ' \n' ' ' <"$dir/command.log") \
+         && [ "$(figure "['figures']['failed']")" = 0 ] \
+         && [ "$(figure "['figures']['served_by'].keys() - {'tts-primary'} == set()")" = True ]; then
+        ok "broken (rolled back, VIP stayed)"
+      else
+        ko broken
+      fi
+      # The rerun with the good settings (those before the broken image) converges.
+      log=$(mktemp)
+      if ansible-playbook playbooks/site.yml -e "{$SETTINGS}" \
+           -e "{\"tts_service_image\": \"$(case " $ROLLOUTS " in *" image "*) echo "$NEW_IMAGE";; *) echo "$BASE_IMAGE";; esac)\"}" \
+           "$@" >"$log" 2>&1 && grep -q "Nothing would change" "$log" \
+         && ! grep -Eq "changed=[1-9]" "$log"; then
+        ok "broken: the rerun with the good settings converges (changed=0)"
+      else
+        failed=$((failed + 1)); echo "  FAIL broken rerun"; tail -15 "$log"
+      fi
+      rm -f "$log" ;;
+    degraded)
+      ansible tts_nodes "$@" -m ansible.builtin.shell -a 'docker ps -q -f name=^tts-standby$ | xargs -r docker stop' >/dev/null
+      log=$(mktemp)
+      ansible-playbook playbooks/site.yml -e "{\"tts_service_env\": {\"TTS_HA_ROLLOUT_DRILL\": \"degraded\"}}" "$@" >"$log" 2>&1
+      rc=$?
+      ansible tts_nodes "$@" -m ansible.builtin.shell -a 'docker ps -aq -f name=^tts-standby$ | xargs -r docker start' >/dev/null
+      if [ $rc -ne 0 ] && grep -q "Refusing the rollout: tts-standby" "$log" && ! grep -Eq "changed=[1-9]" "$log"; then
+        ok "degraded: refused before anything changed: $(grep -o 'Refusing the rollout: [^"]*' "$log" | head -1 | cut -c1-160)"
+      else
+        failed=$((failed + 1)); echo "  FAIL degraded"; tail -15 "$log"
+      fi
+      rm -f "$log"
+      sleep 10 ;;
+    *) echo "unknown rollout case $case"; failed=$((failed + 1)) ;;
+  esac
+done
+rollout restore '"tts_service_env": {}' "$@"; rc=$?
+[ $rc -eq 0 ] && [ "$(figure "['figures']['failed']")" = 0 ] && ok restore || ko restore
+echo "rollouts: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
