@@ -21,6 +21,7 @@ BROKEN_IMAGE=tts-ha/tts-server:1.0.0-mute
 export PYTHONPATH="$PWD/tools" TTS_HA_MODULE_UTILS="$PWD/module_utils"
 passed=0 failed=0 stamp=$(date +%Y%m%d-%H%M%S)
 SETTINGS='"tts_service_env": {"TTS_HA_ROLLOUT_DRILL": "'$stamp'"}'
+CURRENT_IMAGE=$BASE_IMAGE   # what the pair runs once the previous case is done
 
 # Build the test images once (controller engine; site.yml ships them like any built image).
 docker image inspect "$NEW_IMAGE" >/dev/null 2>&1 || printf 'FROM %s\nLABEL io.tts-ha.rollout-drill=new\n' \
@@ -49,7 +50,9 @@ for case in $ROLLOUTS; do
         && ok settings || ko settings ;;
     image)
       rollout image "$SETTINGS, \"tts_service_image\": \"$NEW_IMAGE\"" "$@"; rc=$?
-      [ $rc -eq 0 ] && [ "$(figure "['figures']['failed']")" = 0 ] && ok image || ko image ;;
+      [ $rc -eq 0 ] && CURRENT_IMAGE=$NEW_IMAGE
+      [ $rc -eq 0 ] && [ "$(figure "['figures']['failed']")" = 0 ] && [ "$(figure "['figures']['vip_moves']")" = 2 ] \
+        && ok image || ko image ;;
     broken)
       rollout broken "$SETTINGS, \"tts_service_image\": \"$BROKEN_IMAGE\", \"tts_service_rollout_ready_timeout\": 40" "$@"
       rc=$?
@@ -62,8 +65,7 @@ for case in $ROLLOUTS; do
       fi
       # The rerun with the good settings (those before the broken image) converges.
       log=$(mktemp)
-      if ansible-playbook playbooks/site.yml -e "{$SETTINGS}" \
-           -e "{\"tts_service_image\": \"$(case " $ROLLOUTS " in *" image "*) echo "$NEW_IMAGE";; *) echo "$BASE_IMAGE";; esac)\"}" \
+      if ansible-playbook playbooks/site.yml -e "{$SETTINGS, \"tts_service_image\": \"$CURRENT_IMAGE\"}" \
            "$@" >"$log" 2>&1 && grep -q "Nothing would change" "$log" \
          && ! grep -Eq "changed=[1-9]" "$log"; then
         ok "broken: the rerun with the good settings converges (changed=0)"

@@ -22,7 +22,9 @@ from collections import Counter
 
 from tts_drill import percentile
 
-VIP_MOVES = re.compile(r"rollout: (\d+) instance\(s\) replaced \(([^)]*)\) in (\d+) s,\s+(\d+) VIP move\(s\)")
+# site.yml's summary line (the callback may wrap it anywhere a space is).
+VIP_MOVES = re.compile(r"rollout:\s+(\d+)\s+instance\(s\)\s+replaced\s+\(([^)]*)\)\s+in\s+(\d+)\s+s,"
+                       r"\s+(\d+)\s+VIP\s+move\(s\)")
 
 
 def figures(records, started, ended, output="", stall_ms=2000.0):
@@ -47,7 +49,7 @@ def figures(records, started, ended, output="", stall_ms=2000.0):
         "failed_during_rollout": sum(1 for r in during if not r["ok"]),
         "outcomes": dict(Counter(r["outcome"] for r in records)),
         "rollout_s": round(ended - started, 1),
-        "replaced": m.group(2).split(", ") if m else [],
+        "replaced": re.split(r",\s*", m.group(2).strip()) if m else [],
         "vip_moves": int(m.group(4)) if m else 0,
         "stall_ms": stall_ms,
         "slow_requests": len(slow),
