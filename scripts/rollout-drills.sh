@@ -79,8 +79,9 @@ for case in $ROLLOUTS; do
       ansible-playbook playbooks/site.yml -e "{\"tts_service_env\": {\"TTS_HA_ROLLOUT_DRILL\": \"degraded\"}}" "$@" >"$log" 2>&1
       rc=$?
       ansible tts_nodes "$@" -m ansible.builtin.shell -a 'docker ps -aq -f name=^tts-standby$ | xargs -r docker start' >/dev/null
-      if [ $rc -ne 0 ] && grep -q "Refusing the rollout: tts-standby" "$log" && ! grep -Eq "changed=[1-9]" "$log"; then
-        ok "degraded: refused before anything changed: $(grep -o 'Refusing the rollout: [^"]*' "$log" | head -1 | cut -c1-160)"
+      flat=$(tr -s ' \n' ' ' <"$log")
+      if [ $rc -ne 0 ] && grep -q "Refusing the rollout: tts-standby" <<<"$flat" && ! grep -Eq "changed=[1-9]" "$log"; then
+        ok "degraded: refused before anything changed: $(grep -o 'Refusing the rollout: [^"]*' <<<"$flat" | head -1 | cut -c1-200)"
       else
         failed=$((failed + 1)); echo "  FAIL degraded"; tail -15 "$log"
       fi

@@ -16,7 +16,7 @@ def rollout_plan(instances, pending, present, holders, vip, enabled=True, contra
 
     instances: [{host, name, profile, port}] (discover.yml's drill_instances)
     pending:   {host: [instance names whose container would change]} (check-mode comparison)
-    present:   {host: true when every instance of the host runs already}
+    present:   {host: true when every instance of the host has a container already}
     holders:   hosts that hold the VIP now; vip: the VIP ('' without keepalived)
     enabled:   tts_ha_rollout (false: the plain one-host-at-a-time deploy)
     contract_changed: the API contract differs from the one the nodes' checks speak (another
