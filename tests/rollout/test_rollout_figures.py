@@ -25,7 +25,7 @@ def test_clean_rollout():
     fig = figures(records, 101.0, 135.0, SITE)
     assert fig["failed"] == 0 and fig["requests"] == 60 and fig["vip_moves"] == 2
     assert fig["replaced"] == ["tts-standby", "tts-primary"] and fig["slow_requests"] == 0
-    assert fig["longest_gap_s"] < 1.5 and fig["rollout_s"] == 34.0
+    assert fig["longest_gap_s"] < 1.5 and fig["rollout_s"] == 34.0 and fig["site_rollout_s"] == 95
     assert "failed 0 of 60" in summary_line("settings", fig, 0)
 
 

@@ -48,7 +48,10 @@ def figures(records, started, ended, output="", stall_ms=2000.0):
         "requests_during_rollout": len(during),
         "failed_during_rollout": sum(1 for r in during if not r["ok"]),
         "outcomes": dict(Counter(r["outcome"] for r in records)),
+        # The whole command (site.yml: facts, plan, rollout, checks), and the rollout itself as
+        # site.yml timed it (from the plan to the VIP back on the primary).
         "rollout_s": round(ended - started, 1),
+        "site_rollout_s": int(m.group(3)) if m else None,
         "replaced": re.split(r",\s*", m.group(2).strip()) if m else [],
         "vip_moves": int(m.group(4)) if m else 0,
         "stall_ms": stall_ms,
@@ -64,7 +67,8 @@ def figures(records, started, ended, output="", stall_ms=2000.0):
 
 def summary_line(label, fig, rc):
     return (f"rollout {label}: {'ok' if rc == 0 else f'site.yml rc={rc}'}, failed {fig['failed']} of "
-            f"{fig['requests']} requests, rollout {fig['rollout_s']} s, {fig['vip_moves']} VIP moves, "
+            f"{fig['requests']} requests, site.yml {fig['rollout_s']} s (rollout {fig['site_rollout_s']} s), "
+            f"{fig['vip_moves']} VIP moves, "
             f"{fig['slow_requests']} requests over {fig['stall_ms']:.0f} ms, longest gap without an answer "
             f"{fig['longest_gap_s']} s, p50 {fig['p50_ms']} ms p95 {fig['p95_ms']} ms max {fig['max_ms']} ms")
 
