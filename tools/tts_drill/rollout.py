@@ -139,10 +139,11 @@ def main(argv=None):
     try:
         time.sleep(a.baseline_s)
         started = time.time()
-        with open(os.path.join(a.out_dir, "command.log"), "w") as log:
-            proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  timeout=a.max_s)
-            log.write(proc.stdout)
+        log_file = os.path.join(a.out_dir, "command.log")
+        with open(log_file, "w") as log:  # streamed: follow it with tail -f
+            proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=a.max_s)
+        with open(log_file) as log:
+            output = log.read()
         ended = time.time()
         time.sleep(a.after_s)
     finally:
@@ -150,7 +151,7 @@ def main(argv=None):
         load_summary = load.communicate(timeout=60)[0]
     with open(requests_file) as f:
         records = [json.loads(line) for line in f if line.strip()]
-    fig = figures(records, started, ended, proc.stdout, a.stall_ms)
+    fig = figures(records, started, ended, output, a.stall_ms)
     result = {"label": a.label, "rc": proc.returncode, "command": command, "url": a.url,
               "settings": {"rate_per_s": a.rate, "timeout_s": a.timeout, "corpus": f"realistic seed {a.seed}",
                            "baseline_s": a.baseline_s, "after_s": a.after_s},
