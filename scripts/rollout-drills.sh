@@ -8,7 +8,10 @@
 #             rolled back, the play fails saying so, 0 failed, the VIP never leaves the holder;
 #             then a rerun with the good settings converges (changed=0)
 #   degraded  the standby stopped: the rollout is refused before anything changes
+#   noop      site.yml with the settings already deployed: nothing changes; the control (what
+#             the run of site.yml itself costs clients on a small lab whose controller shares the CPU)
 #   restore   back to the default settings (a rollout too, measured)
+# ROLLOUT_CORPUS=rotation: short sentences instead of the realistic corpus; ROLLOUT_RATE: requests/s.
 # ROLLOUTS="settings image" picks a subset (restore always runs last); extra arguments go to every
 # ansible-playbook call. The test images are built in the controller's engine (image source build).
 # Run it under the lab's lock (make drills does): it does not take the lock itself.
@@ -20,7 +23,7 @@ NEW_IMAGE=tts-ha/tts-server:1.0.0-rollout
 BROKEN_IMAGE=tts-ha/tts-server:1.0.0-mute
 export PYTHONPATH="$PWD/tools" TTS_HA_MODULE_UTILS="$PWD/module_utils"
 passed=0 failed=0 stamp=$(date +%Y%m%d-%H%M%S)
-SETTINGS='"tts_service_env": {"TTS_HA_ROLLOUT_DRILL": "'$stamp'"}'
+SETTINGS='"tts_service_env": {"TTS_HA_ROLLOUT_DRILL": "'$stamp'"}'  # noop assumes the defaults run
 CURRENT_IMAGE=$BASE_IMAGE   # what the pair runs once the previous case is done
 
 # Build the test images once (controller engine; site.yml ships them like any built image).
@@ -36,6 +39,7 @@ rollout() {
   for a in "$@"; do ansible_args+=("--ansible-arg=$a"); done
   dir="reports/rollout-$case-$(date +%Y%m%d-%H%M%S)"
   python3 -m tts_drill.rollout --out-dir "$dir" --label "$case" --from-inventory "${ansible_args[@]}" \
+    --corpus "${ROLLOUT_CORPUS:-realistic}" --rate "${ROLLOUT_RATE:-1.5}" \
     -- ansible-playbook playbooks/site.yml -e "{$vars}" "$@"
 }
 figure() { python3 -c "import json,sys; print(json.load(open('$dir/rollout.json'))$1)"; }
@@ -44,6 +48,9 @@ ko() { failed=$((failed + 1)); echo "  FAIL $*"; tail -15 "$dir/command.log" 2>/
 
 for case in $ROLLOUTS; do
   case $case in
+    noop)
+      rollout noop "\"tts_service_env\": {}, \"tts_service_image\": \"$CURRENT_IMAGE\"" "$@"; rc=$?
+      [ $rc -eq 0 ] && grep -q "Nothing would change" "$dir/command.log" && ok noop || ko noop ;;
     settings)
       rollout settings "$SETTINGS" "$@"; rc=$?
       [ $rc -eq 0 ] && [ "$(figure "['figures']['failed']")" = 0 ] && [ "$(figure "['figures']['vip_moves']")" = 2 ] \

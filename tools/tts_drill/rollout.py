@@ -117,6 +117,8 @@ def main(argv=None):
     p.add_argument("--rate", type=float, default=1.5)
     p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=15)
+    p.add_argument("--corpus", choices=("realistic", "rotation"), default="realistic",
+                   help="realistic: never-repeated 8-11 word sentences (the drill's); rotation: short ones")
     p.add_argument("--baseline-s", type=float, default=3.0)
     p.add_argument("--after-s", type=float, default=5.0)
     p.add_argument("--max-s", type=float, default=1800.0)
@@ -134,7 +136,8 @@ def main(argv=None):
     load = subprocess.Popen(
         [sys.executable, "-m", "tts_drill.loadgen", "--url", a.url, "--api-file", a.api_file,
          "--rate", str(a.rate), "--timeout", str(a.timeout), "--duration", str(a.max_s),
-         "--out", requests_file, "--stop-file", stop_file, "--corpus", "realistic", "--seed", str(a.seed)],
+         "--out", requests_file, "--stop-file", stop_file, "--corpus", a.corpus]
+        + (["--seed", str(a.seed)] if a.corpus == "realistic" else []),
         stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(a.baseline_s)
@@ -153,7 +156,7 @@ def main(argv=None):
         records = [json.loads(line) for line in f if line.strip()]
     fig = figures(records, started, ended, output, a.stall_ms)
     result = {"label": a.label, "rc": proc.returncode, "command": command, "url": a.url,
-              "settings": {"rate_per_s": a.rate, "timeout_s": a.timeout, "corpus": f"realistic seed {a.seed}",
+              "settings": {"rate_per_s": a.rate, "timeout_s": a.timeout, "corpus": f"realistic seed {a.seed}" if a.corpus == "realistic" else "rotation",
                            "baseline_s": a.baseline_s, "after_s": a.after_s},
               "figures": fig, "loadgen": (load_summary or "").strip().splitlines()[-1:]}
     with open(os.path.join(a.out_dir, "rollout.json"), "w") as f:
