@@ -437,7 +437,7 @@ def main():
         summary = f" ({result['attempts']} checks in {result['elapsed_s']:g} s)" if result["attempts"] > 1 else ""
         if result["definitive"]:
             summary += (f"; stopped at once: the answer will not change by waiting - fix the API"
-                        f" contract's {result['definitive']} (tts_api / tts_api_preset)")
+                        f" contract's {result['definitive']} (tts_api_preset / tts_api_overrides)")
         module.fail_json(msg=f"tts synthesis check failed: {result['reason']}{summary}", changed=False, **result)
     module.exit_json(changed=False, **result)
 
