@@ -11,7 +11,7 @@ import re
 import pytest
 
 from conftest import playbook
-from test_2_drill import latest_report
+from test_2_drill import REPORTS, latest_report
 
 pytestmark = pytest.mark.lab
 
@@ -49,6 +49,13 @@ def test_drill_then_failback_with_the_third_party_server(piper, fault):
     rc, out, _ = playbook("failover_drill.yml", extra_vars={**PIPER, "drill_fault": fault}, timeout=900)
     summary = re.findall(rf"drill {fault}: \S+ [^\n']*", out)
     print(summary[-1] if summary else out[-2000:])
+    if fault == "overload" and rc != 0:
+        # piper-tts 1.8.0's server has no concurrency bound (a thread per request): saturated,
+        # it can die (on the lab: all 80 saturating requests cut at once 7.9 s in, Docker
+        # restarted it). Then the VIP must move, and that is no false failover. A VIP that moved
+        # while the primary still answered is one: the test fails on it.
+        assert_primary_died_under_overload(latest_report(fault))
+        return
     assert rc == 0, out[-3000:]
     report = latest_report(fault)
     fig = report["figures"]
@@ -62,3 +69,26 @@ def test_drill_then_failback_with_the_third_party_server(piper, fault):
     else:
         # Saturated but speaking: nothing moves.
         assert fig["false_failovers"] == 0 and not fig["vip_moved"]
+
+
+def assert_primary_died_under_overload(report):
+    """The overload drill moved the VIP: only right if the saturated primary stopped answering
+    (its prober saw the connection die, and the saturating load itself was cut, not answered)."""
+    import json
+    fig = report["figures"]
+    directory = sorted(REPORTS.glob("overload-*"), key=lambda p: p.stat().st_mtime)[-1]
+    events = json.loads((directory / "events.json").read_text())
+    fault_at, restored_at = events["fault_at"], events["restored_at"]
+    died = []
+    for path in directory.glob("transitions-*.jsonl"):
+        for line in path.read_text().splitlines():
+            entry = json.loads(line)
+            if (entry.get("type") == "PROBER" and entry.get("state") == "DOWN"
+                    and fault_at <= entry["ts"] <= restored_at and "crash" in entry.get("reason", "")):
+                died.append(entry)
+    load = [json.loads(line) for line in (directory / "overload.jsonl").read_text().splitlines()]
+    answered_late = [r for r in load if r["ok"] and died and r["t_end"] > died[0]["ts"] + 1]
+    print(f"overload: VIP moved {fig['vip_moved']}, prober saw {[d['reason'] for d in died]},"
+          f" saturating load: {sum(r['ok'] for r in load)}/{len(load)} answered")
+    assert died, f"the VIP moved while the saturated primary still answered: a false failover ({fig})"
+    assert not answered_late, "the primary kept answering the saturating load after its prober failed it"
