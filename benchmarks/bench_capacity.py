@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO / "tools"))
 
 from tts_drill import import_probe, percentile  # noqa: E402
 from tts_drill.corpus import Corpus  # noqa: E402
-from tts_drill.loadgen import LoadGenerator  # noqa: E402
+from tts_drill.loadgen import LoadGenerator, _positive  # noqa: E402
 
 DEFAULTS = {
     "start_rate": 0.5, "factor": 1.25, "max_rate": 20.0, "step_s": 20.0, "max_p95_ms": 2000.0,
@@ -203,15 +203,6 @@ def _target(text):
     if not (sep1 and sep2 and name and profile and url.startswith(("http://", "https://"))):
         raise argparse.ArgumentTypeError(f"expected NAME:PROFILE:URL (URL http://...), got {text!r}")
     return {"name": name, "profile": profile, "url": url}
-
-
-def _positive(kind):
-    def parse(text):
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-    return parse
 
 
 def parser():
