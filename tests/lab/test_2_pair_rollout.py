@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BIN, LAB_NAME, LAB_VARS, ROOT, lab_env, playbook
+from conftest import BIN, CONTROLLER, LAB_NAME, LAB_VARS, ROOT, lab_env, playbook
 from test_2_drill import vip_back_on_the_primary
 
 pytestmark = pytest.mark.lab
@@ -48,7 +48,7 @@ def test_settings_change_rolls_through_without_a_failed_request(deployed):
     proc = subprocess.run(
         [sys.executable, "-m", "tts_drill.rollout", "--out-dir", str(out_dir), "--label", "settings",
          "--url", f"http://{LAB_VARS['lab_vip']}:8000", "--api-file", str(out_dir / "tts-api.json"),
-         "--", *lock, str(BIN / "ansible-playbook"),
+         "--", *lock, *CONTROLLER, str(BIN / "ansible-playbook"),
          str(ROOT / "playbooks" / "site.yml"), "-e", json.dumps(dict(LAB_VARS, **MARK))],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
     print(proc.stdout.strip(), f"(test {time.monotonic() - t0:.0f} s)")

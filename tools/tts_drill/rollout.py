@@ -143,8 +143,20 @@ def main(argv=None):
         time.sleep(a.baseline_s)
         started = time.time()
         log_file = os.path.join(a.out_dir, "command.log")
-        with open(log_file, "w") as log:  # streamed: follow it with tail -f
-            proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=a.max_s)
+        # command.log streamed (follow it with tail -f); tasks.log: each PLAY/TASK header with the
+        # second it began, so a stall in requests.jsonl can be matched with what site.yml did.
+        with open(log_file, "w") as log, open(os.path.join(a.out_dir, "tasks.log"), "w") as tasks:
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                if line.startswith(("TASK [", "PLAY [", "RUNNING HANDLER [")):
+                    header = line.rstrip(" *\n")
+                    tasks.write(f"{time.time() - started:7.1f} {header}\n")
+                    tasks.flush()
+                if time.time() - started > a.max_s:
+                    proc.kill()
+            proc.wait()
         with open(log_file) as log:
             output = log.read()
         ended = time.time()

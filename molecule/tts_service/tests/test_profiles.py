@@ -56,8 +56,13 @@ def test_profiles_differ(host):
     env = {n: dict(e.split("=", 1) for e in inspect(host, n)["Config"]["Env"]) for n in INSTANCES}
     assert env["tts-primary"]["ENABLE_WEBUI"] == "true" and env["tts-primary"]["DISABLE_AUDIO_CACHE"] == "false"
     assert env["tts-standby"]["ENABLE_WEBUI"] == "false" and env["tts-standby"]["DISABLE_AUDIO_CACHE"] == "true"
-    mem = {n: inspect(host, n)["HostConfig"]["Memory"] for n in INSTANCES}
-    assert mem["tts-standby"] < mem["tts-primary"]
+    # Sizing rule (issue 14): the standby carries the primary's load after a failover, so it
+    # never gets fewer workers, a shorter queue, fewer CPUs or a lower memory ceiling.
+    for key in ("TTS_CONCURRENCY", "TTS_QUEUE_MAX"):
+        assert int(env["tts-standby"][key]) >= int(env["tts-primary"][key]), key
+    hc = {n: inspect(host, n)["HostConfig"] for n in INSTANCES}
+    assert hc["tts-standby"]["NanoCpus"] >= hc["tts-primary"]["NanoCpus"] > 0
+    assert hc["tts-standby"]["Memory"] >= hc["tts-primary"]["Memory"] > 0
 
 
 @pytest.mark.parametrize("name, port", INSTANCES.items())
