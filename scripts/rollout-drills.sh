@@ -15,6 +15,8 @@
 # ROLLOUTS="settings image" picks a subset (restore always runs last); extra arguments go to every
 # ansible-playbook call. The test images are built in the controller's engine (image source build).
 # Run it under the lab's lock (make drills does): it does not take the lock itself.
+# The controller runs niced: on the lab it shares the CPU with every "host" (in production it is a
+# separate machine); the load generator keeps its normal priority.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROLLOUTS=${ROLLOUTS:-"settings image broken degraded"}
@@ -40,7 +42,7 @@ rollout() {
   dir="reports/rollout-$case-$(date +%Y%m%d-%H%M%S)"
   python3 -m tts_drill.rollout --out-dir "$dir" --label "$case" --from-inventory "${ansible_args[@]}" \
     --corpus "${ROLLOUT_CORPUS:-realistic}" --rate "${ROLLOUT_RATE:-1.5}" \
-    -- ansible-playbook playbooks/site.yml -e "{$vars}" "$@"
+    -- nice -n 10 ansible-playbook playbooks/site.yml -e "{$vars}" "$@"
 }
 figure() { python3 -c "import json,sys; print(json.load(open('$dir/rollout.json'))$1)"; }
 ok() { passed=$((passed + 1)); echo "  PASS $*"; }
