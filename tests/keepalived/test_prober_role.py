@@ -93,6 +93,18 @@ def test_unit_without_namespacing(tmp_path):
     assert "ProtectSystem" not in unit and "WatchdogSec=2" in unit
 
 
+def test_probe_lane_checks_take_a_hung_primary_out_on_one_slow_probe(tmp_path):
+    # A hung primary accepts TCP and answers nothing: its check times out after the probe
+    # timeout (not the 2 s of servers without a lane) and one such check takes it out.
+    haproxy = render(tmp_path, tts_router_probe_timeout="1s")["haproxy.cfg"]
+    backend = haproxy.split("backend tts", 1)[1]
+    assert "    timeout check 1s\n" in backend
+    assert "server tts-primary_node1 10.0.0.11:8000 check observe layer7 error-limit 1 on-error mark-down fall 1" in backend
+    assert "server tts-standby_node2 10.0.0.12:8000 check backup observe layer4 error-limit 1 on-error fastinter\n" in backend
+    no_lane = render(tmp_path / "n", tts_api_contract={"probe": {"lane": False}})["haproxy.cfg"]
+    assert "timeout check 1s" not in no_lane and "fall 1" not in no_lane
+
+
 def test_agent_check_replaces_the_routers_syntheses(tmp_path):
     haproxy = render(tmp_path, tts_router_agent_check=True)["haproxy.cfg"]
     assert "option httpchk" not in haproxy and "http-check send" not in haproxy

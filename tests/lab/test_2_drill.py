@@ -96,6 +96,9 @@ def test_router_on_both_nodes_hides_a_crash_and_a_hang(deployed):
     vip_back_on_the_primary()  # whatever the tests before left: the drill starts from the primary
     rc, out, recap = playbook("site.yml", extra_vars=router)
     assert rc == 0 and all(r["failed"] == 0 for r in recap.values()), out[-3000:]
+    # Known defect (2026-12-02): turning the router on can leave the VIP on the standby's node
+    # (seen twice on the lab); the operator's way back is failback.yml, a no-op otherwise.
+    vip_back_on_the_primary()
     try:
         # The kit's router threshold is 0 failed; on this loaded 2-core lab the request in flight at
         # the kill, re-sent to the standby, can still run past the 3 s client timeout: allow that one.
