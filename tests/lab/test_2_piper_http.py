@@ -61,7 +61,9 @@ def test_drill_then_failback_with_the_third_party_server(piper, fault):
     fig = report["figures"]
     assert report["passed"] and fig["split_brain_s"] == 0
     if fault == "crash":
-        assert fig["vip_moved"] and fig["client_outage"] and fig["failed_after_fault"] > 0
+        # The VIP moving is the proof the crash was real; what clients lost is reported, not
+        # required (0 of 40 failed on one CI run: the failover was quicker than the next request).
+        assert fig["vip_moved"]
         rc, out, _ = playbook("failback.yml", extra_vars=PIPER, timeout=600)
         assert rc == 0, out[-3000:]
         back = latest_report("failback")
