@@ -29,12 +29,16 @@ def lab_env():
     return env
 
 
+def controller():
+    """The prefix of every controller command: the engine lock (unless the caller holds it for
+    the whole session: TTS_HA_LOCK_HELD=1, `flock ... pytest`) and the controller's priority."""
+    lock = [] if os.environ.get("TTS_HA_LOCK_HELD") == "1" else ["flock", "-w", "1800", "/tmp/tts-ha-docker.lock"]
+    return [*lock, *CONTROLLER]
+
+
 def playbook(name, *extra, extra_vars=None, timeout=1500):
     """Run a playbook against the private lab; returns (rc, output, {host: recap})."""
-    # TTS_HA_LOCK_HELD=1: the caller already holds the engine lock for the whole session
-    # (flock ... pytest), so a long session is not interleaved with other lab users.
-    lock = [] if os.environ.get("TTS_HA_LOCK_HELD") == "1" else ["flock", "-w", "1800", "/tmp/tts-ha-docker.lock"]
-    cmd = [*lock, *CONTROLLER, str(BIN / "ansible-playbook"),
+    cmd = [*controller(), str(BIN / "ansible-playbook"),
            str(ROOT / "playbooks" / name), "-e", json.dumps(dict(LAB_VARS, **(extra_vars or {}))), *extra]
     proc = subprocess.run(cmd, cwd=ROOT, env=lab_env(), capture_output=True, text=True, timeout=timeout)
     out = proc.stdout + proc.stderr

@@ -4,14 +4,13 @@ it and hands the VIP back: 0 failed requests, the VIP ends on the primary, and a
 nothing and moves no VIP. (A new image tag and an image that never speaks, rolled back: the drill
 suite, scripts/run-drills.sh.)"""
 import json
-import os
 import subprocess
 import sys
 import time
 
 import pytest
 
-from conftest import BIN, CONTROLLER, LAB_NAME, LAB_VARS, ROOT, lab_env, playbook
+from conftest import BIN, LAB_NAME, LAB_VARS, ROOT, controller, lab_env, playbook
 from test_2_drill import vip_back_on_the_primary
 
 pytestmark = pytest.mark.lab
@@ -42,13 +41,11 @@ def test_settings_change_rolls_through_without_a_failed_request(deployed):
                          capture_output=True, text=True, check=True).stdout
     (out_dir / "tts-api.json").write_text(api)
     env = dict(lab_env(), PYTHONPATH=str(ROOT / "tools"), TTS_HA_MODULE_UTILS=str(ROOT / "module_utils"))
-    # As conftest.playbook(): TTS_HA_LOCK_HELD=1 when the caller holds the engine lock already.
-    lock = [] if os.environ.get("TTS_HA_LOCK_HELD") == "1" else ["flock", "-w", "1800", "/tmp/tts-ha-docker.lock"]
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "tts_drill.rollout", "--out-dir", str(out_dir), "--label", "settings",
          "--url", f"http://{LAB_VARS['lab_vip']}:8000", "--api-file", str(out_dir / "tts-api.json"),
-         "--", *lock, *CONTROLLER, str(BIN / "ansible-playbook"),
+         "--", *controller(), str(BIN / "ansible-playbook"),
          str(ROOT / "playbooks" / "site.yml"), "-e", json.dumps(dict(LAB_VARS, **MARK))],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
     print(proc.stdout.strip(), f"(test {time.monotonic() - t0:.0f} s)")

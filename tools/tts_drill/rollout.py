@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 
@@ -147,6 +148,9 @@ def main(argv=None):
         # second it began, so a stall in requests.jsonl can be matched with what site.yml did.
         with open(log_file, "w") as log, open(os.path.join(a.out_dir, "tasks.log"), "w") as tasks:
             proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            # Bounded even when the command goes silent: killed at --max-s.
+            killer = threading.Timer(a.max_s, proc.kill)
+            killer.start()
             for line in proc.stdout:
                 log.write(line)
                 log.flush()
@@ -154,9 +158,8 @@ def main(argv=None):
                     header = line.rstrip(" *\n")
                     tasks.write(f"{time.time() - started:7.1f} {header}\n")
                     tasks.flush()
-                if time.time() - started > a.max_s:
-                    proc.kill()
             proc.wait()
+            killer.cancel()
         with open(log_file) as log:
             output = log.read()
         ended = time.time()
