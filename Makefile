@@ -10,6 +10,9 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 # Lab and molecule runs share one Docker engine: never let two overlap.
 LOCK      := flock /tmp/tts-ha-docker.lock
+# The lab node's capabilities have one home, roles/lab/vars/main.yml; molecule's platforms read
+# them from here (molecule interpolates ${TTS_HA_NODE_CAPABILITIES} in molecule.yml).
+export TTS_HA_NODE_CAPABILITIES = [$(shell awk '/^lab_node_capabilities:/{f=1;next} f&&/^  - /{printf "%s%s",(n++?", ":""),$$2;next} f{exit}' roles/lab/vars/main.yml)]
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help deps venv collections engine images lab lab-down lint pytest molecule test bench drills clean
