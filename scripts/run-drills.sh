@@ -7,7 +7,7 @@
 # Between the two, the rollout drills (scripts/rollout-drills.sh; ROLLOUTS="" skips them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-DRILLS=${DRILLS:-"crash hang host_down keepalived_stop partition bad_audio overload"}
+DRILLS=${DRILLS:-"crash hang host_down keepalived_stop partition bad_audio overload prober_kill"}
 passed=0 failed=0
 for fault in $DRILLS; do
   log=$(mktemp)

@@ -85,9 +85,7 @@ def from_inventory(extra, out_dir):
     """URL and API contract of the pair, asked of the first node (the contract its checks speak)."""
     env = dict(os.environ)
     host_facts = _ansible_json(["tts_nodes[0]", *extra, "-m", "ansible.builtin.debug", "-a",
-                                "msg={{ {'vip': keepalived_vip | default(''), 'port': tts_ha_client_port, "
-                                "'addr': tts_node_address | default(ansible_host), "
-                                "'keepalived': tts_ha_keepalived | bool} | to_json }}"], env)
+                                "msg={{ {'url': tts_ha_entry_url} | to_json }}"], env)
     host, res = next(iter(host_facts["plays"][0]["tasks"][0]["hosts"].items()))
     facts = json.loads(res["msg"])
     api = _ansible_json(["tts_nodes[0]", *extra, "-m", "ansible.builtin.slurp", "-a",
@@ -97,8 +95,7 @@ def from_inventory(extra, out_dir):
     with open(api_file, "w") as f:
         f.write(base64.b64decode(content).decode())
     os.chmod(api_file, 0o600)
-    address = facts["vip"] if facts["keepalived"] else facts["addr"]
-    return f"http://{address}:{facts['port']}", api_file
+    return facts["url"], api_file
 
 
 def main(argv=None):
