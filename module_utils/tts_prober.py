@@ -336,6 +336,26 @@ class Prober:
             for verdict in (self.instance, self.router):
                 verdict.fall_s, verdict.rise_s = s.fall_s, s.rise_s
 
+    def reload(self, settings):
+        """New settings in place (SIGHUP): the verdicts and their history stay. The agent
+        listener follows a changed port or address (a pair switched to agent-check mode must
+        answer its routers without a restart that would fail the node)."""
+        old = self.s
+        moved = (old.agent_port, old.agent_bind) != (settings.agent_port, settings.agent_bind)
+        self.s = settings
+        try:
+            self._load_contract()
+            if moved:
+                self.stop_agent()
+                self.start_agent()
+        except (OSError, ValueError):
+            # Refused as a whole (unreadable contract, port taken): back to the old settings.
+            self.s = old
+            self._load_contract()
+            if moved and self.agent_server is None:
+                self.start_agent()
+            raise
+
     @property
     def published(self):
         """The verdict keepalived reads."""
@@ -552,8 +572,7 @@ def run(settings, stop_event=None, max_ticks=None, settings_path=None):
             if reload_requested.is_set() and settings_path:
                 reload_requested.clear()
                 try:
-                    prober.s = load_settings(settings_path)
-                    prober._load_contract()
+                    prober.reload(load_settings(settings_path))
                     print("tts-ha-prober: settings reloaded", file=sys.stderr, flush=True)
                 except (OSError, ValueError) as exc:
                     print(f"tts-ha-prober: reload refused, keeping the old settings: {exc}", file=sys.stderr)

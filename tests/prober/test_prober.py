@@ -252,6 +252,34 @@ def test_agent_check_answers_up_then_down(tmp_path):
         prober.stop_agent()
 
 
+def test_reload_opens_closes_and_moves_the_agent_port(tmp_path):
+    # A pair switched to agent-check mode by site.yml: the prober is reloaded, not restarted
+    # (a restart fails the node), and must then answer its routers.
+    stub = StubTTS().start()
+    prober = tts_prober.Prober(settings(tmp_path, stub.url))
+    prober.start_agent()
+    port, other = free_port(), free_port()
+    try:
+        prober.tick()
+        prober.reload(settings(tmp_path, stub.url, agent_port=port, agent_bind="127.0.0.1"))
+        assert agent(port) == "up ready\n"  # the verdict survived the reload
+        prober.reload(settings(tmp_path, stub.url, agent_port=other, agent_bind="127.0.0.1"))
+        assert agent(other) == "up ready\n"
+        with pytest.raises(ConnectionRefusedError):
+            agent(port)
+        # A port that cannot be bound refuses the reload and keeps the old one.
+        with socket.create_server(("127.0.0.1", port)):
+            with pytest.raises(OSError):
+                prober.reload(settings(tmp_path, stub.url, agent_port=port, agent_bind="127.0.0.1"))
+        assert prober.s.agent_port == other and agent(other) == "up ready\n"
+        prober.reload(settings(tmp_path, stub.url))
+        with pytest.raises(ConnectionRefusedError):
+            agent(other)
+    finally:
+        prober.stop_agent()
+        stub.stop()
+
+
 # --- router mode --------------------------------------------------------------------------------
 
 CSV_HEADER = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx\n"
