@@ -79,6 +79,9 @@ DEFAULTS = {
     "agent_bind": "",
     "agent_port": 0,
     "watchdog": True,
+    # After an unexpected death (or a re-exec for new code) a healthy verdict is kept this long
+    # for the restarted prober to confirm; 0: a restarted prober starts from UNKNOWN (failed).
+    "resume_s": 0.0,
 }
 
 
@@ -93,7 +96,7 @@ class Settings:
         for name in ("interval", "timeout", "ping_timeout", "synthesis_interval", "backoff_interval"):
             if not isinstance(merged[name], (int, float)) or isinstance(merged[name], bool) or merged[name] <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {merged[name]!r}")
-        for name in ("fall_s", "rise_s", "backoff_window", "busy_window"):
+        for name in ("fall_s", "rise_s", "backoff_window", "busy_window", "resume_s"):
             if not isinstance(merged[name], (int, float)) or isinstance(merged[name], bool) or merged[name] < 0:
                 raise ValueError(f"{name} must be seconds (>= 0), got {merged[name]!r}")
         if merged["evidence_kind"] not in ("haproxy", "metrics"):
@@ -213,6 +216,13 @@ def _atomic_write(path, text, mode=0o644):
     os.replace(tmp, path)
 
 
+def _remove(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def _append_line(path, record):
     line = json.dumps(record, sort_keys=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
@@ -233,6 +243,24 @@ def mark_failed(track_file, transition_log="", host=None, reason="prober stopped
         _append_line(transition_log, {"ts": time.time(), "host": host or socket.gethostname(),
                                       "type": "PROBER", "instance": "prober", "state": "STOPPED",
                                       "priority": None, "reason": reason})
+
+
+def resume_path(track_file):
+    """Where the stop hook (tts-ha-prober-mark-failed) and a re-exec leave the time from which a
+    restarted prober may keep the last healthy verdict."""
+    return os.path.join(os.path.dirname(track_file) or ".", "resume")
+
+
+def _code_stamp():
+    """What identifies the running code: a reload re-executes the prober when this changed."""
+    stamp = []
+    for path in (__file__, getattr(tts_probe, "__file__", None), sys.argv[0] if sys.argv else None):
+        try:
+            st = os.stat(path)
+            stamp.append((path, st.st_mtime_ns, st.st_size))
+        except (OSError, TypeError):
+            stamp.append((path, None, None))
+    return stamp
 
 
 class Verdict:
@@ -309,6 +337,8 @@ class Prober:
         self.started = wall()
         self.agent_server = None
         self.busy = False
+        self.resumed_from = None  # wall time the kept verdict dates from, until confirmed
+        self._resume()
 
     # --- settings ---------------------------------------------------------------------------
     def _load_contract(self):
@@ -335,6 +365,45 @@ class Prober:
         if hasattr(self, "instance"):
             for verdict in (self.instance, self.router):
                 verdict.fall_s, verdict.rise_s = s.fall_s, s.rise_s
+
+    # --- taking over from a previous prober ------------------------------------------------
+    def _resume(self):
+        """Keep the healthy verdict the previous prober published, if its stop hook (or a
+        re-exec) allowed it less than ``resume_s`` ago and the track file still says 0: the
+        first check of this prober confirms or fails it (``_settle_resume``)."""
+        s = self.s
+        if s.resume_s <= 0:
+            return
+        path = resume_path(s.track_file)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                first = float(handle.read().strip())
+            with open(s.track_file, encoding="utf-8") as handle:
+                published = handle.read().strip()
+        except (OSError, ValueError):
+            return
+        age = self.wall() - first
+        if published != "0" or not 0 <= age <= s.resume_s:
+            _remove(path)
+            return
+        reason = f"resumed: healthy verdict of the prober that ended {age:.1f} s ago, kept until checked"
+        for verdict in (self.instance, self.router):
+            verdict.state, verdict.reason, verdict.since = UP, reason, self.wall()
+        self.resumed_from = first
+        self._changed(self.published, UNKNOWN, "RESUMED", reason)
+
+    def _settle_resume(self):
+        """After a tick: a kept verdict is confirmed by a success of this prober's own, ends if
+        it fell, and fails once ``resume_s`` has passed without either."""
+        if self.resumed_from is None:
+            return
+        verdict = self.published
+        if verdict.state == UP and verdict.ok_first is None:
+            if self.wall() - self.resumed_from <= self.s.resume_s:
+                return
+            verdict.fail_now(f"restarted prober could not confirm the kept verdict within {self.s.resume_s:g} s")
+        self.resumed_from = None
+        _remove(resume_path(self.s.track_file))
 
     def reload(self, settings):
         """New settings in place (SIGHUP): the verdicts and their history stay. The agent
@@ -368,6 +437,7 @@ class Prober:
             self._router_tick()
         if self.probe_args is not None:
             self._instance_tick()
+        self._settle_resume()
         self._publish()
 
     def _router_tick(self):
@@ -565,10 +635,18 @@ def run(settings, stop_event=None, max_ticks=None, settings_path=None):
         signal.signal(signal.SIGHUP, lambda *_: reload_requested.set())
     prober.start_agent()
     sd_notify("READY=1\nSTATUS=probing")
+    # A re-exec (below) stretched systemd's watchdog for the start: back to the unit's own.
+    if os.environ.get("WATCHDOG_USEC"):
+        sd_notify(f"WATCHDOG_USEC={os.environ['WATCHDOG_USEC']}")
+    code = _code_stamp()
     ticks = 0
     try:
         while not stop_event.is_set():
             started = time.monotonic()
+            if reload_requested.is_set() and settings_path and _code_stamp() != code:
+                # New code on disk (the role installed a new library): the same process runs it,
+                # keeping the node's healthy verdict for the new image to confirm (resume_s).
+                reexec(prober)
             if reload_requested.is_set() and settings_path:
                 reload_requested.clear()
                 try:
@@ -590,6 +668,20 @@ def run(settings, stop_event=None, max_ticks=None, settings_path=None):
     finally:
         prober.stop_agent()
     return prober
+
+
+def reexec(prober):
+    """Replace this process with a fresh one of the same command (same PID for systemd)."""
+    s = prober.s
+    if s.resume_s > 0 and prober.published.state == UP:
+        try:
+            _atomic_write(resume_path(s.track_file), f"{time.time()}\n")
+        except OSError as exc:
+            print(f"tts-ha-prober: cannot write the resume mark: {exc}", file=sys.stderr)
+    prober.stop_agent()
+    sd_notify("RELOADING=1\nSTATUS=re-executing for new code\nWATCHDOG_USEC=10000000")
+    print("tts-ha-prober: new code on disk, re-executing", file=sys.stderr, flush=True)
+    os.execv(sys.executable, [sys.executable, *sys.argv])
 
 
 def main(argv=None):

@@ -25,7 +25,8 @@ def run(tmp_path, lib):
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
     proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(tmp_path / "hosts.ini"),
-                           str(tmp_path / "play.yml"), "-e", json.dumps({"keepalived_lib_dir": str(lib), "tts_ha_kit_dir": str(ROOT)})],
+                           str(tmp_path / "play.yml"), "-e", json.dumps({"keepalived_lib_dir": str(lib), "tts_ha_kit_dir": str(ROOT),
+                                                   "keepalived_prober": False})],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     return proc.stdout

@@ -72,8 +72,8 @@ def test_default_tracks_the_prober_file_with_weight_0(tmp_path):
     unit = files["tts-ha-prober.service"]
     for line in ("Type=notify", "WatchdogSec=2", "WatchdogSignal=SIGKILL", "Restart=always", "RestartSec=0.5", "User=keepalived_script",
                  "ExecStopPost=/usr/local/lib/tts-ha/tts-ha-prober-mark-failed /run/tts-ha-prober/verdict"
-                 " /var/log/tts-ha/keepalived-transitions.jsonl node1",
-                 "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict", "NoNewPrivileges=yes",
+                 " /var/log/tts-ha/keepalived-transitions.jsonl node1 /run/tts-ha-prober/state.json 3.0 2",
+                 "TimeoutStartSec=10", "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict", "NoNewPrivileges=yes",
                  "ReadWritePaths=/run/tts-ha-prober /var/log/tts-ha", "StartLimitIntervalSec=0"):
         assert line in unit.splitlines(), line
     haproxy = files["haproxy.cfg"]
@@ -150,3 +150,50 @@ def test_mark_failed_hook_writes_1_and_a_stopped_line_fast(tmp_path):
     assert elapsed < 2, elapsed
     assert subprocess.run([str(ROOT / "roles" / "keepalived" / "files" / "tts-ha-prober-mark-failed")],
                           capture_output=True, timeout=10).returncode == 2
+
+
+HOOK = ROOT / "roles" / "keepalived" / "files" / "tts-ha-prober-mark-failed"
+
+
+def hook(tmp_path, result, resume_s="3", state_age_s=0.1, track="0"):
+    """Run the stop hook as systemd would after the prober ended with SERVICE_RESULT=result."""
+    import time
+    (tmp_path / "verdict").write_text(f"{track}\n")
+    state = tmp_path / "state.json"
+    state.write_text("{}")
+    os.utime(state, (time.time() - state_age_s,) * 2)
+    env = dict(os.environ, SERVICE_RESULT=result, EXIT_STATUS="KILL")
+    done = subprocess.run([str(HOOK), str(tmp_path / "verdict"), str(tmp_path / "t.jsonl"), "node1", str(state),
+                           resume_s, "2"], env=env, capture_output=True, text=True, timeout=10)
+    assert done.returncode == 0, done.stderr
+    last = json.loads((tmp_path / "t.jsonl").read_text().splitlines()[-1])
+    return (tmp_path / "verdict").read_text().strip(), last
+
+
+def test_hook_keeps_a_healthy_verdict_for_the_restart_after_an_unexpected_death(tmp_path):
+    value, line = hook(tmp_path, "signal")
+    assert value == "0" and line["state"] == "RESTARTING" and "at most 3 s" in line["reason"]
+    first = float((tmp_path / "resume").read_text())
+    value, line = hook(tmp_path, "exit-code")  # died again on its restart: same window
+    assert value == "0" and float((tmp_path / "resume").read_text()) == first
+    (tmp_path / "resume").write_text(f"{first - 5}\n")  # the window is spent
+    value, line = hook(tmp_path, "signal")
+    assert value == "1" and line["state"] == "STOPPED" and not (tmp_path / "resume").exists()
+
+
+@pytest.mark.parametrize("result, kwargs", [
+    ("success", {}),                      # systemctl stop: no restart comes
+    ("watchdog", {}),                     # wedged: its verdict is stale
+    ("signal", {"state_age_s": 5}),       # the state file is stale
+    ("signal", {"track": "1"}),           # the node was not healthy
+    ("signal", {"resume_s": "0"}),        # resume turned off
+])
+def test_hook_fails_the_node_at_once_otherwise(tmp_path, result, kwargs):
+    value, line = hook(tmp_path, result, **kwargs)
+    assert value == "1" and line["state"] == "STOPPED" and not (tmp_path / "resume").exists()
+
+
+def test_hook_refuses_bad_seconds(tmp_path):
+    done = subprocess.run([str(HOOK), str(tmp_path / "verdict"), "", "n", str(tmp_path / "s"), "3s", "2"],
+                          capture_output=True, text=True, timeout=10)
+    assert done.returncode == 2 and "RESUME_S and FRESH_S must be seconds" in done.stderr

@@ -337,6 +337,93 @@ def test_router_mode_judges_the_router_and_its_servers(tmp_path):
     assert track(tmp_path) == "1"
 
 
+# --- taking over after a death or a re-exec (resume_s) ------------------------------------------
+
+def resume_mark(tmp_path, age_s, published="0"):
+    (tmp_path / "verdict").write_text(f"{published}\n")
+    (tmp_path / "resume").write_text(f"{time.time() - age_s}\n")
+
+
+def test_a_restarted_prober_keeps_the_healthy_verdict_and_confirms_it(stub, tmp_path):
+    resume_mark(tmp_path, 0.5)
+    prober = tts_prober.Prober(settings(tmp_path, stub.url, resume_s=3.0, rise_s=1.0))
+    assert prober.published.state == "UP" and prober.resumed_from is not None
+    prober.tick()  # its own synthesis confirms: no moment of 1 in the track file, no rise to wait
+    assert track(tmp_path) == "0" and prober.resumed_from is None and not (tmp_path / "resume").exists()
+    states = [json.loads(line)["state"] for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert states == ["RESUMED"]
+
+
+def test_a_kept_verdict_falls_at_once_on_a_dead_instance(stub, tmp_path):
+    resume_mark(tmp_path, 0.2)
+    prober = tts_prober.Prober(settings(tmp_path, stub.url, resume_s=3.0))
+    stub.set_mode("reset")
+    prober.tick()
+    assert prober.published.state == "DOWN" and track(tmp_path) == "1"
+    assert not (tmp_path / "resume").exists()
+
+
+def test_a_kept_verdict_not_confirmed_in_time_fails(stub, tmp_path):
+    resume_mark(tmp_path, 0.0)
+    prober = tts_prober.Prober(settings(tmp_path, stub.url, resume_s=0.3, fall_s=60.0))
+    stub.set_mode("silence")  # failures, but fall_s is far away: only the resume bound can end it
+    prober.tick()
+    assert prober.published.state == "UP" and track(tmp_path) == "0"
+    time.sleep(0.35)
+    prober.tick()
+    assert prober.published.state == "DOWN" and "could not confirm" in prober.published.reason
+    assert track(tmp_path) == "1"
+
+
+@pytest.mark.parametrize("age_s, published, resume_s", [(5.0, "0", 3.0), (0.1, "1", 3.0), (0.1, "0", 0.0)])
+def test_no_resume_when_late_failed_or_off(stub, tmp_path, age_s, published, resume_s):
+    resume_mark(tmp_path, age_s, published)
+    prober = tts_prober.Prober(settings(tmp_path, stub.url, resume_s=resume_s, rise_s=1.0))
+    assert prober.published.state == "UNKNOWN"
+    prober.tick()
+    assert track(tmp_path) == "1"  # rise_s still ahead: a fresh start claims nothing
+
+
+def test_a_reload_with_new_code_re_executes_without_failing_the_node(stub, tmp_path):
+    # The role installs a new library, then reloads: the same PID runs the new code, the track
+    # file never shows 1, and the new image confirms the kept verdict.
+    code = tmp_path / "code"
+    code.mkdir()
+    for name in ("tts_prober.py", "tts_probe.py"):
+        (code / name).write_bytes((REPO / "module_utils" / name).read_bytes())
+    (code / "tts-ha-prober").write_bytes(PROBER.read_bytes())
+    config = tmp_path / "prober.json"
+    config.write_text(json.dumps({
+        "url": stub.url, "track_file": str(tmp_path / "verdict"), "state_file": str(tmp_path / "state.json"),
+        "evidence_state": str(tmp_path / "e.json"), "transition_log": str(tmp_path / "t.jsonl"),
+        "rise_s": 0.5, "resume_s": 3.0, "host": "node1", "watchdog": False}))
+    proc = subprocess.Popen([sys.executable, str(code / "tts-ha-prober"), "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (tmp_path / "verdict").exists() or track(tmp_path) != "0":
+            assert time.monotonic() < deadline, "the prober never reached UP"
+            time.sleep(0.05)
+        started = json.loads((tmp_path / "state.json").read_text())["started"]
+        with open(code / "tts_prober.py", "a") as handle:
+            handle.write("\n# new code\n")
+        proc.send_signal(signal.SIGHUP)
+        seen, deadline = set(), time.monotonic() + 10
+        while time.monotonic() < deadline:
+            seen.add(track(tmp_path))
+            state = json.loads((tmp_path / "state.json").read_text())
+            if state["started"] != started and not (tmp_path / "resume").exists():
+                break
+            time.sleep(0.02)
+        assert state["started"] != started, "no re-exec"
+        assert proc.poll() is None and seen == {"0"}, seen
+        states = [json.loads(line)["state"] for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+        assert states == ["UP", "RESUMED"], states
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
 # --- the daemon: watchdog, death, settings ------------------------------------------------------
 
 def test_daemon_notifies_systemd_and_a_killed_prober_goes_stale_into_a_failure(stub, tmp_path):

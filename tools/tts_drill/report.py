@@ -54,7 +54,7 @@ VRRP_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
 # Alert lines (type ALERT) in the same logs, from the nodes' split-brain watch.
 ALERT_STATES = ("SPLIT_BRAIN", "SPLIT_BRAIN_CLEARED")
 # The resident prober's verdict changes (tts_prober.py), kept in the same log; the report ignores them.
-PROBER_STATES = ("UP", "DOWN", "UNKNOWN", "STOPPED")
+PROBER_STATES = ("UP", "DOWN", "UNKNOWN", "STOPPED", "RESTARTING", "RESUMED")
 UNKNOWN = "UNKNOWN"  # a node's state before its first logged transition, or without a log
 PHASES = ("before_fault", "outage", "after_recovery")
 DEFAULT_STEADY_WINDOW = 10
