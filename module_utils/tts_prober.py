@@ -402,6 +402,10 @@ class Prober:
             if self.wall() - self.resumed_from <= self.s.resume_s:
                 return
             verdict.fail_now(f"restarted prober could not confirm the kept verdict within {self.s.resume_s:g} s")
+        elif verdict.state == UP:
+            verdict.since = self.wall()
+            self._changed(verdict, "RESUMED", UP, f"kept verdict confirmed by this prober's check,"
+                          f" {verdict.since - self.resumed_from:.1f} s after the previous one ended")
         self.resumed_from = None
         _remove(resume_path(self.s.track_file))
 

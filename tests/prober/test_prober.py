@@ -350,8 +350,9 @@ def test_a_restarted_prober_keeps_the_healthy_verdict_and_confirms_it(stub, tmp_
     assert prober.published.state == "UP" and prober.resumed_from is not None
     prober.tick()  # its own synthesis confirms: no moment of 1 in the track file, no rise to wait
     assert track(tmp_path) == "0" and prober.resumed_from is None and not (tmp_path / "resume").exists()
-    states = [json.loads(line)["state"] for line in (tmp_path / "t.jsonl").read_text().splitlines()]
-    assert states == ["RESUMED"]
+    lines = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert [(x["state"], x["previous"]) for x in lines] == [("RESUMED", "UNKNOWN"), ("UP", "RESUMED")]
+    assert "confirmed" in lines[1]["reason"]
 
 
 def test_a_kept_verdict_falls_at_once_on_a_dead_instance(stub, tmp_path):
@@ -418,7 +419,7 @@ def test_a_reload_with_new_code_re_executes_without_failing_the_node(stub, tmp_p
         assert state["started"] != started, "no re-exec"
         assert proc.poll() is None and seen == {"0"}, seen
         states = [json.loads(line)["state"] for line in (tmp_path / "t.jsonl").read_text().splitlines()]
-        assert states == ["UP", "RESUMED"], states
+        assert states == ["UP", "RESUMED", "UP"], states
     finally:
         proc.kill()
         proc.wait(5)
