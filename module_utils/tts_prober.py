@@ -413,7 +413,7 @@ class Prober:
         """New settings in place (SIGHUP): the verdicts and their history stay. The agent
         listener follows a changed port or address (a pair switched to agent-check mode must
         answer its routers without a restart that would fail the node)."""
-        old = self.s
+        old, was = self.s, self.published
         moved = (old.agent_port, old.agent_bind) != (settings.agent_port, settings.agent_bind)
         self.s = settings
         try:
@@ -428,6 +428,22 @@ class Prober:
             if moved and self.agent_server is None:
                 self.start_agent()
             raise
+        self._carry_over(was)
+
+    def _carry_over(self, was):
+        """A reload that switches what keepalived reads (router mode on or off) would publish a
+        verdict nobody has judged yet (UNKNOWN: 1, FAULT, the VIP moves off a healthy holder).
+        A healthy one is carried over instead, until the new target's first check confirms it
+        (``_settle_resume``, bounded by ``resume_s``)."""
+        now = self.published
+        if now is was or was.state != UP or now.state == UP or self.s.resume_s <= 0:
+            return
+        previous = now.state
+        reason = f"carried over from the {was.name} verdict at a reload, kept until checked"
+        now.state, now.reason, now.since = UP, reason, self.wall()
+        now.ok_first = now.fail_first = None
+        self.resumed_from = self.wall()
+        self._changed(now, previous, "RESUMED", reason)
 
     @property
     def published(self):
@@ -497,7 +513,8 @@ class Prober:
 
     def _synthesis_due(self, ping_slow):
         v = self.instance
-        if ping_slow or v.state != UP or v.fail_first is not None or self.last_synthesis is None:
+        if (ping_slow or v.state != UP or v.fail_first is not None or self.last_synthesis is None
+                or self.resumed_from is not None):  # a kept verdict waits for a check of its own
             return True
         every = self.s.synthesis_interval
         if self._traffic_proves() and self.last_synthesis_ok:

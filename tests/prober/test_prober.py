@@ -425,6 +425,34 @@ def test_a_reload_with_new_code_re_executes_without_failing_the_node(stub, tmp_p
         proc.wait(5)
 
 
+def test_switching_router_mode_by_reload_carries_a_healthy_verdict_over(stub, tmp_path):
+    # site.yml turning the router on: keepalived now reads the router verdict, never judged yet.
+    stats = Stats()
+    threading.Thread(target=stats.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{stats.server_address[1]}/;csv"
+    try:
+        prober = tts_prober.Prober(settings(tmp_path, stub.url, resume_s=3.0, rise_s=1.0))
+        tick_until(prober, lambda: prober.instance.state == "UP")
+        prober.reload(settings(tmp_path, "", router_stats_url=url, resume_s=3.0, rise_s=1.0))
+        assert prober.published is prober.router and prober.router.state == "UP"
+        prober.tick()  # the router's first check confirms: the track file never showed 1
+        assert track(tmp_path) == "0" and prober.resumed_from is None
+        # ...and back to the plain deployment: the instance verdict, stale since, is re-checked.
+        prober.instance.state = "UNKNOWN"
+        prober.reload(settings(tmp_path, stub.url, resume_s=3.0, rise_s=1.0))
+        assert prober.published.state == "UP" and prober.resumed_from is not None
+        prober.tick()
+        assert track(tmp_path) == "0" and prober.resumed_from is None
+        # Without resume_s the switch publishes the unjudged verdict, as before.
+        prober.router.state = "UNKNOWN"
+        prober.reload(settings(tmp_path, "", router_stats_url=url, resume_s=0.0, rise_s=1.0))
+        prober.tick()
+        assert track(tmp_path) == "1"
+    finally:
+        stats.shutdown()
+        stats.server_close()
+
+
 # --- the daemon: watchdog, death, settings ------------------------------------------------------
 
 def test_daemon_notifies_systemd_and_a_killed_prober_goes_stale_into_a_failure(stub, tmp_path):
