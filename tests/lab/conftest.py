@@ -47,6 +47,17 @@ def playbook(name, *extra, extra_vars=None, timeout=1500):
     return proc.returncode, out, recap
 
 
+def vip_holders():
+    """The lab nodes that hold the private lab's VIP now (asked of the nodes)."""
+    held = []
+    for node in (f"{LAB_NAME}-node1", f"{LAB_NAME}-node2"):
+        out = subprocess.run(["docker", "exec", node, "ip", "-4", "-o", "addr", "show"],
+                             capture_output=True, text=True, check=True).stdout
+        if f" {LAB_VARS['lab_vip']}/" in out:
+            held.append(node)
+    return held
+
+
 def lab_objects():
     """Containers, networks and volumes that carry the private lab's label."""
     found = {}

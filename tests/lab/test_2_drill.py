@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import LAB_NAME, ROOT, playbook
+from conftest import LAB_NAME, ROOT, playbook, vip_holders
 
 pytestmark = pytest.mark.lab
 REPORTS = ROOT / "reports"
@@ -87,6 +87,26 @@ def test_failback_refused_when_primary_is_not_healthy(deployed):
     assert rc == 0, out[-3000:]
 
 
+def test_a_killed_prober_costs_nothing(deployed):
+    """SIGKILL to the resident prober on the VIP holder: the instance is fine, so the node keeps
+    its fresh healthy verdict while systemd restarts the prober, whose first check confirms it
+    (kit thresholds: 0 failed, VIP not moved). The drill's restore step checks that systemd
+    restarted it by itself and that it judges the node healthy."""
+    vip_back_on_the_primary()
+    rc, out, _ = playbook("failover_drill.yml", extra_vars={"drill_fault": "prober_kill"}, timeout=900)
+    print(re.findall(r"drill prober_kill: \S+ [^\n']*", out)[-1:])
+    assert rc == 0, out[-3000:]
+    report = latest_report("prober_kill")
+    fig = report["figures"]
+    assert fig["failed"] == 0 and not fig["vip_moved"] and fig["split_brain_s"] == 0
+    directory = sorted(REPORTS.glob("prober_kill-*"), key=lambda p: p.stat().st_mtime)[-1]
+    lines = [json.loads(line) for line in (directory / f"transitions-{LAB_NAME}-node1.jsonl").read_text().splitlines()]
+    states = [(x["type"], x["state"]) for x in lines if x["ts"] >= json.loads((directory / "events.json").read_text())["fault_at"]]
+    # The hook kept the verdict, the restarted prober took it over and confirmed it.
+    assert ("PROBER", "RESTARTING") in states and ("PROBER", "RESUMED") in states, states
+    assert ("PROBER", "STOPPED") not in states and ("INSTANCE", "FAULT") not in states, states
+
+
 def test_router_on_both_nodes_hides_a_crash_and_a_hang(deployed):
     """Two hosts with HAProxy on each: keepalived checks the local router, so killing the primary
     container costs no request and leaves the VIP where it is (drill thresholds: RTO <= 1 s,
@@ -99,9 +119,10 @@ def test_router_on_both_nodes_hides_a_crash_and_a_hang(deployed):
     vip_back_on_the_primary()  # whatever the tests before left: the drill starts from the primary
     rc, out, recap = playbook("site.yml", extra_vars=router)
     assert rc == 0 and all(r["failed"] == 0 for r in recap.values()), out[-3000:]
-    # Known defect (2026-12-02): turning the router on can leave the VIP on the standby's node
-    # (seen twice on the lab); the operator's way back is failback.yml, a no-op otherwise.
-    vip_back_on_the_primary()
+    # Turning the router on switches what keepalived reads (the local router instead of the
+    # instance): the prober carries its healthy verdict over, so the VIP stays home. (It used to
+    # publish the unjudged router verdict and fail the holder: the VIP moved.)
+    assert vip_holders() == [f"{LAB_NAME}-node1"]
     try:
         # The kit's router threshold is 0 failed; on this loaded 2-core lab the request in flight at
         # the kill, re-sent to the standby, can still run past the 3 s client timeout: allow that one.
@@ -130,6 +151,7 @@ def test_router_on_both_nodes_hides_a_crash_and_a_hang(deployed):
         # (they would keep probing both instances with real syntheses).
         rc, out, _ = playbook("site.yml")
         assert rc == 0, out[-3000:]
+        assert vip_holders() == [f"{LAB_NAME}-node1"]  # the prober judged the instance first
         for node in (f"{LAB_NAME}-node1", f"{LAB_NAME}-node2"):
             state = subprocess.run(["docker", "exec", node, "systemctl", "is-active", "haproxy"],
                                    capture_output=True, text=True, timeout=30).stdout.strip()

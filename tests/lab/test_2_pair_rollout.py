@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import BIN, LAB_NAME, LAB_VARS, ROOT, controller, lab_env, playbook
+from conftest import BIN, LAB_NAME, LAB_VARS, ROOT, controller, lab_env, playbook, vip_holders
 from test_2_drill import vip_back_on_the_primary
 
 pytestmark = pytest.mark.lab
@@ -21,16 +21,6 @@ MARK = {"tts_service_env": {"TTS_HA_ROLLOUT_TEST": "settings-a"}}
 def deployed(site):
     rc, out, _ = site
     assert rc == 0, out[-3000:]
-
-
-def vip_holders():
-    held = []
-    for node in (f"{LAB_NAME}-node1", f"{LAB_NAME}-node2"):
-        out = subprocess.run(["docker", "exec", node, "ip", "-4", "-o", "addr", "show"],
-                             capture_output=True, text=True, check=True).stdout
-        if f" {LAB_VARS['lab_vip']}/" in out:
-            held.append(node)
-    return held
 
 
 def test_settings_change_rolls_through_without_a_failed_request(deployed):
