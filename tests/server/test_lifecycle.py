@@ -238,3 +238,29 @@ def test_cuda_required_but_unavailable_fails_fast(tmp_path):
     assert rc == 3
     assert any(r.get("event") == "model_load_failed" and "CUDA" in r.get("error", "")
                for r in server.log_records())
+
+
+def test_a_request_whose_client_gave_up_while_queued_is_not_synthesised(tmp_path, espeak_bin):
+    """After an outage the survivor's queue holds requests whose clients timed out: synthesising
+    them only delays the ones behind, and the backlog never drains. They are dropped."""
+    server = TTSServer(tmp_path, "tts-srv-abandon", TTS_CONCURRENCY="1", TTS_QUEUE_MAX="8",
+                       DISABLE_AUDIO_CACHE="true")
+    server.start()
+    try:
+        busy = threading.Thread(target=lambda: server.tts("Busy. " + LONG_SENTENCE * 3, timeout=90), daemon=True)
+        busy.start()
+        time.sleep(0.3)  # the worker is taken
+        body = ('{"text": "' + "Abandoned. " + LONG_SENTENCE + '"}').encode()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"POST /tts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            time.sleep(0.3)  # queued behind the busy request; then the client gives up
+        busy.join(120)
+        after = server.tts("after the abandoned one", no_cache=True)
+        assert after.status == 200
+        m = server.metrics()
+        assert metric(m, "tts_abandoned_total") == 1
+        # Only the busy request and the last one reached the model.
+        assert metric(m, "tts_http_requests_total", method="POST", path="/tts", status="200") == 2
+    finally:
+        assert server.stop() == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import select
 import signal
 import socket
 import sys
@@ -12,7 +13,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import __version__, config, faults, wav, webui
 from .admission import Admission, QueueFull
@@ -116,6 +117,8 @@ class Service:
         self.m_audio = r.counter("tts_audio_seconds_total", "Seconds of audio produced (served), by voice.")
         self.m_chars = r.counter("tts_characters_total", "Characters synthesized (cache misses), by voice.")
         self.m_rejected = r.counter("tts_queue_rejections_total", "Requests rejected with 503 because the queue was full.")
+        self.m_abandoned = r.counter("tts_abandoned_total",
+                                     "Queued requests dropped unsynthesised: their client had closed the connection.")
         self.m_faults = r.counter("tts_fault_injections_total", "Synthesis requests answered by an injected fault.")
         self.m_errors = r.counter("tts_synthesis_errors_total", "Engine failures by voice.")
         r.gauge("tts_queue_depth", "Requests waiting for a synthesis worker.",
@@ -238,7 +241,7 @@ class Service:
 
     # ---- synthesis -----------------------------------------------------------------------
     def synthesize(self, voice, text: str, speed: float, use_cache: bool, info: Dict[str, Any],
-                   probe: bool = False) -> Tuple[bytes, int]:
+                   probe: bool = False, client_gone: Optional[Callable[[], bool]] = None) -> Tuple[bytes, int]:
         key = (voice.id, speed, text)
         if self.cache is not None:
             if use_cache:
@@ -254,6 +257,11 @@ class Service:
                            "voice", {"Retry-After": "5"})
         try:
             with self.admission.slot(probe=probe and len(text) <= self.s.probe_max_chars):
+                # A request whose client gave up while it queued (a client timeout) would only
+                # delay the ones behind it: after an outage the backlog could never drain.
+                if client_gone is not None and client_gone():
+                    self.m_abandoned.inc()
+                    raise ApiError(499, "client closed the connection while the request waited", close=True)
                 if self.faults.mode() == "slow":
                     info["fault"] = "slow"
                     self.m_faults.inc(mode="slow")
@@ -563,10 +571,19 @@ class Handler(BaseHTTPRequestHandler):
 
         no_cache = "no-cache" in (self.headers.get("Cache-Control") or "").lower()
         probe = self.headers.get("X-TTS-Probe") is not None
-        pcm, rate = svc.synthesize(voice, text, speed, use_cache=not no_cache, info=self._info, probe=probe)
+        pcm, rate = svc.synthesize(voice, text, speed, use_cache=not no_cache, info=self._info, probe=probe,
+                                   client_gone=self._client_gone)
         svc.m_audio.inc(len(pcm) / 2 / rate, voice=voice.id)
         self._send_audio(pcm, rate, fmt, voice.id)
         return 200
+
+    def _client_gone(self) -> bool:
+        """True when the client has closed its side (EOF readable, nothing else pending)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
     def _send_audio(self, pcm: bytes, rate: int, fmt: str, voice_id: str) -> None:
         seconds = len(pcm) / 2 / rate
