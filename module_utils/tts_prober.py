@@ -387,10 +387,7 @@ class Prober:
             _remove(path)
             return
         reason = f"resumed: healthy verdict of the prober that ended {age:.1f} s ago, kept until checked"
-        for verdict in (self.instance, self.router):
-            verdict.state, verdict.reason, verdict.since = UP, reason, self.wall()
-        self.resumed_from = first
-        self._changed(self.published, UNKNOWN, "RESUMED", reason)
+        self._keep((self.instance, self.router), first, reason)
 
     def _settle_resume(self):
         """After a tick: a kept verdict is confirmed by a success of this prober's own, ends if
@@ -438,12 +435,16 @@ class Prober:
         now = self.published
         if now is was or was.state != UP or now.state == UP or self.s.resume_s <= 0:
             return
-        previous = now.state
-        reason = f"carried over from the {was.name} verdict at a reload, kept until checked"
-        now.state, now.reason, now.since = UP, reason, self.wall()
-        now.ok_first = now.fail_first = None
-        self.resumed_from = self.wall()
-        self._changed(now, previous, "RESUMED", reason)
+        self._keep((now,), self.wall(), f"carried over from the {was.name} verdict at a reload, kept until checked")
+
+    def _keep(self, verdicts, since, reason):
+        """Hold verdicts UP until a check of this prober settles them (``_settle_resume``)."""
+        previous = self.published.state
+        for verdict in verdicts:
+            verdict.state, verdict.reason, verdict.since = UP, reason, self.wall()
+            verdict.ok_first = verdict.fail_first = None
+        self.resumed_from = since
+        self._changed(self.published, previous, "RESUMED", reason)
 
     @property
     def published(self):
