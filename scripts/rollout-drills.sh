@@ -42,7 +42,7 @@ rollout() {
   dir="reports/rollout-$case-$(date +%Y%m%d-%H%M%S)"
   python3 -m tts_drill.rollout --out-dir "$dir" --label "$case" --from-inventory "${ansible_args[@]}" \
     --corpus "${ROLLOUT_CORPUS:-realistic}" --rate "${ROLLOUT_RATE:-1.5}" \
-    -- nice -n 10 ansible-playbook playbooks/site.yml -e "{$vars}" "$@"
+    -- nice -n 19 ansible-playbook playbooks/site.yml -e "{$vars}" "$@"
 }
 figure() { python3 -c "import json,sys; print(json.load(open('$dir/rollout.json'))$1)"; }
 ok() { passed=$((passed + 1)); echo "  PASS $*"; }

@@ -9,6 +9,18 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 DRILLS=${DRILLS:-"crash hang host_down keepalived_stop partition bad_audio overload prober_kill"}
 passed=0 failed=0
+# The load: half of what the standby sustains alone on these hosts (docs/capacity.md), measured
+# first with playbooks/capacity.yml unless DRILL_RATE is given; drills then refuse a higher rate.
+if [ -z "${DRILL_RATE:-}" ]; then
+  ansible-playbook playbooks/capacity.yml "$@" >/dev/null 2>&1 || { echo "capacity measurement FAILED: see reports/capacity.md"; exit 1; }
+  DRILL_RATE=$(python3 -c 'import json, sys
+m = [i["sustainable_rate_per_s"] or 0 for i in json.load(open(sys.argv[1]))["instances"] if i["profile"] != "primary"]
+print(round(min(m) / 2, 2) if m else "")' reports/capacity.json)
+  [ -n "$DRILL_RATE" ] || { echo "no standby measured in reports/capacity.json"; exit 1; }
+  echo "drill rate ${DRILL_RATE}/s: half the standby's measured capacity (reports/capacity.md)"
+fi
+set -- -e "drill_rate=$DRILL_RATE" -e drill_capacity_check=refuse "$@"
+export ROLLOUT_RATE=${ROLLOUT_RATE:-$DRILL_RATE}
 for fault in $DRILLS; do
   log=$(mktemp)
   if ansible-playbook playbooks/failover_drill.yml -e "drill_fault=$fault" "$@" >"$log" 2>&1; then

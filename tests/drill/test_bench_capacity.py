@@ -166,3 +166,21 @@ def test_bad_api_file_exits_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
         bench.main(["--target", "a:b:http://127.0.0.1:9", "--api-file", str(bad)])
     assert exited.value.code == 2 and "--api-file" in capsys.readouterr().err
+
+
+def test_p95_bound_relative_to_the_first_rate(one_worker, tmp_path):
+    """A machine whose lone synthesis already takes longer than --max-p95-ms is not saturated at
+    the lightest rate: with --max-p95-ratio the bound becomes that many times the first rate's
+    p95 (queueing), and the ramp finds the same knee as on a fast machine."""
+    argv = ["--target", f"tts-one:standby:{one_worker.url}", "--start-rate", "2", "--factor", "2.5",
+            "--max-rate", "20", "--step-s", "2", "--max-p95-ms", "50", "--pause-s", "0.2",
+            "--warmup", "1", "--timeout", "5", "--seed", "3"]
+    assert bench.main(argv + ["--json-out", str(tmp_path / "abs.json")]) == 1  # 100 ms > 50 ms at once
+    (absolute,) = json.loads((tmp_path / "abs.json").read_text())["instances"]
+    assert absolute["sustainable_rate_per_s"] is None and absolute["broke"].startswith("p95 ")
+    assert bench.main(argv + ["--max-p95-ratio", "3", "--json-out", str(tmp_path / "rel.json")]) == 0
+    report = json.loads((tmp_path / "rel.json").read_text())
+    (relative,) = report["instances"]
+    assert relative["sustainable_rate_per_s"] == 5 and relative["broke_at_rate_per_s"] == 12.5
+    assert 100 <= relative["max_p95_ms"] / 3 < 300 and report["bounds"]["max_p95_ratio"] == 3
+    assert "or 3 x the first rate's p95 where more (tts-one: " in (tmp_path / "rel.md").read_text()

@@ -21,17 +21,17 @@ def latest_report(prefix):
 
 
 @pytest.fixture(scope="module")
-def deployed(site):
-    rc, out, _ = site
-    assert rc == 0, out[-3000:]
+def deployed(drill_load):
+    """The reference deployment, and the drill load this machine carries (conftest)."""
+    return drill_load
 
 
-def vip_back_on_the_primary():
+def vip_back_on_the_primary(load):
     """The drill starts only from the primary holding the VIP (its preflight says so); on this
     loaded 2-core machine an earlier step can leave it on the standby (a track-script timeout
     while everything competes for CPU). failback.yml is the operator's way back (a no-op when
     there is nothing to do)."""
-    rc, out, _ = playbook("failback.yml", timeout=600)
+    rc, out, _ = playbook("failback.yml", extra_vars=load, timeout=600)
     assert rc == 0, out[-3000:]
     moved = re.findall(r"drill failback: [^\n']*", out)
     if moved:
@@ -40,8 +40,8 @@ def vip_back_on_the_primary():
 
 @pytest.mark.parametrize("fault", ["crash", "hang", "host_down"])
 def test_drill_then_failback(deployed, fault):
-    vip_back_on_the_primary()
-    rc, out, _ = playbook("failover_drill.yml", extra_vars={"drill_fault": fault}, timeout=900)
+    vip_back_on_the_primary(deployed)
+    rc, out, _ = playbook("failover_drill.yml", extra_vars={**deployed, "drill_fault": fault}, timeout=900)
     summary = re.findall(rf"drill {fault}: \S+ [^\n']*", out)
     print(summary[-1] if summary else out[-2000:])
     assert rc == 0, out[-3000:]
@@ -61,7 +61,7 @@ def test_drill_then_failback(deployed, fault):
     # The service is on the standby now; the gated failback returns it on purpose: the VIP moves
     # back once the old holder's requests in flight are done (keepalived-handover), with the
     # kit's default thresholds (0 failed requests).
-    rc, out, _ = playbook("failback.yml", timeout=600)
+    rc, out, _ = playbook("failback.yml", extra_vars=deployed, timeout=600)
     assert rc == 0, out[-3000:]
     report = latest_report("failback")
     assert report["figures"]["split_brain_s"] == 0 and report["figures"]["failed"] == 0
@@ -76,14 +76,14 @@ def test_failback_refused_when_primary_is_not_healthy(deployed):
              "sh", "-c", "echo silence > /tmp/tts-fault"]
     subprocess.run(fault, check=True)
     try:
-        rc, out, _ = playbook("failback.yml", extra_vars={"failback_checks": 2}, timeout=300)
+        rc, out, _ = playbook("failback.yml", extra_vars={**deployed, "failback_checks": 2}, timeout=300)
         assert rc != 0
         assert "Refusing failback" in out and "silent" in out
     finally:
         fault[-1] = "echo none > /tmp/tts-fault"
         subprocess.run(fault, check=True)
     # The silent primary failed its track script, so the VIP went to the standby: bring it back.
-    rc, out, _ = playbook("failback.yml", timeout=600)
+    rc, out, _ = playbook("failback.yml", extra_vars=deployed, timeout=600)
     assert rc == 0, out[-3000:]
 
 
@@ -92,8 +92,8 @@ def test_a_killed_prober_costs_nothing(deployed):
     its fresh healthy verdict while systemd restarts the prober, whose first check confirms it
     (kit thresholds: 0 failed, VIP not moved). The drill's restore step checks that systemd
     restarted it by itself and that it judges the node healthy."""
-    vip_back_on_the_primary()
-    rc, out, _ = playbook("failover_drill.yml", extra_vars={"drill_fault": "prober_kill"}, timeout=900)
+    vip_back_on_the_primary(deployed)
+    rc, out, _ = playbook("failover_drill.yml", extra_vars={**deployed, "drill_fault": "prober_kill"}, timeout=900)
     print(re.findall(r"drill prober_kill: \S+ [^\n']*", out)[-1:])
     assert rc == 0, out[-3000:]
     report = latest_report("prober_kill")
@@ -113,10 +113,10 @@ def test_router_on_both_nodes_hides_a_crash_and_a_hang(deployed):
     0 failed, VIP not moved); HAProxy returns to the primary once it speaks again. A hung primary
     costs the requests already on it, but the router takes it out on the first probe it misses
     and the VIP stays (kit thresholds for a hang with the router)."""
-    # Two routers checking both instances add ~6 real syntheses/s on the lab's 2 shared cores:
-    # half the usual drill rate keeps the standby within its capacity while the primary reloads.
-    router = {"tts_ha_router": True, "drill_rate": 2}
-    vip_back_on_the_primary()  # whatever the tests before left: the drill starts from the primary
+    # Two routers checking both instances add ~6 short real syntheses/s (~0.5 core of the lab's 2):
+    # the measured drill rate (half the standby's capacity) leaves that room.
+    router = {**deployed, "tts_ha_router": True}
+    vip_back_on_the_primary(deployed)  # whatever the tests before left: the drill starts from the primary
     rc, out, recap = playbook("site.yml", extra_vars=router)
     assert rc == 0 and all(r["failed"] == 0 for r in recap.values()), out[-3000:]
     # Turning the router on switches what keepalived reads (the local router instead of the

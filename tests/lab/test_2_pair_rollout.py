@@ -18,13 +18,13 @@ MARK = {"tts_service_env": {"TTS_HA_ROLLOUT_TEST": "settings-a"}}
 
 
 @pytest.fixture(scope="module")
-def deployed(site):
-    rc, out, _ = site
-    assert rc == 0, out[-3000:]
+def deployed(drill_load):
+    """The reference deployment, and the drill load this machine carries (conftest)."""
+    return drill_load
 
 
 def test_settings_change_rolls_through_without_a_failed_request(deployed):
-    vip_back_on_the_primary()
+    vip_back_on_the_primary(deployed)
     out_dir = ROOT / "reports" / f"rollout-settings-{time.strftime('%Y%m%d-%H%M%S')}"
     out_dir.mkdir(parents=True)
     api = subprocess.run(["docker", "exec", f"{LAB_NAME}-node1", "cat", "/etc/tts-ha/tts-api.json"],
@@ -33,7 +33,7 @@ def test_settings_change_rolls_through_without_a_failed_request(deployed):
     env = dict(lab_env(), PYTHONPATH=str(ROOT / "tools"), TTS_HA_MODULE_UTILS=str(ROOT / "module_utils"))
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "tts_drill.rollout", "--out-dir", str(out_dir), "--label", "settings",
+        [sys.executable, "-m", "tts_drill.rollout", "--out-dir", str(out_dir), "--label", "settings", "--rate", str(deployed["drill_rate"]),
          "--url", f"http://{LAB_VARS['lab_vip']}:8000", "--api-file", str(out_dir / "tts-api.json"),
          "--", *controller(), str(BIN / "ansible-playbook"),
          str(ROOT / "playbooks" / "site.yml"), "-e", json.dumps(dict(LAB_VARS, **MARK))],
