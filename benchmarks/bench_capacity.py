@@ -49,8 +49,8 @@ from tts_drill.corpus import Corpus  # noqa: E402
 from tts_drill.loadgen import LoadGenerator, _positive  # noqa: E402
 
 DEFAULTS = {
-    "start_rate": 0.5, "factor": 1.25, "max_rate": 20.0, "step_s": 20.0, "max_p95_ms": 2000.0, "max_p95_ratio": 0.0,
-    "max_error_ratio": 0.0, "timeout": 10.0, "pause_s": 2.0, "warmup": 3, "max_steps": 16,
+    "start_rate": 0.5, "factor": 1.25, "max_rate": 20.0, "step_s": 20.0, "max_p95_ms": 2000.0,
+    "max_p95_ratio": 0.0, "max_error_ratio": 0.0, "timeout": 10.0, "pause_s": 2.0, "warmup": 3, "max_steps": 16,
     "budget_s": 1500.0,
 }
 
@@ -169,16 +169,24 @@ class Ramp:
         return result
 
 
+def _lowest(results, primary):
+    values = [r["sustainable_rate_per_s"] or 0.0 for r in results if (r["profile"] == "primary") == primary]
+    return min(values) if values else None
+
+
 def ratio(results):
     """Lowest standby (non-primary) sustainable rate over the lowest primary one, or None."""
-    def lowest(selected):
-        values = [r["sustainable_rate_per_s"] or 0.0 for r in selected]
-        return min(values) if values else None
-    primary = lowest([r for r in results if r["profile"] == "primary"])
-    standby = lowest([r for r in results if r["profile"] != "primary"])
+    primary, standby = _lowest(results, True), _lowest(results, False)
     if primary is None or standby is None or primary == 0:
         return None
     return round(standby / primary, 2)
+
+
+def drill_rate(results):
+    """The drill rate these figures allow: half the lowest standby's sustainable rate (after a
+    failover the standby carries it alone, with room for the takeover; docs/capacity.md)."""
+    standby = _lowest(results, False)
+    return round(standby / 2, 2) if standby else None
 
 
 def _fmt(value):
@@ -285,10 +293,11 @@ def main(argv=None):
     report = {
         "measured_at": started, "measured_for_s": round(time.time() - started, 1),
         "corpus": {"name": "realistic", "seed": args.seed},
-        "bounds": {key: getattr(args, key) for key in ("start_rate", "factor", "max_rate", "step_s", "max_p95_ms", "max_p95_ratio",
-                                                       "max_error_ratio", "timeout", "pause_s", "max_steps")},
+        "bounds": {key: getattr(args, key) for key in ("start_rate", "factor", "max_rate", "step_s", "max_p95_ms",
+                                                       "max_p95_ratio", "max_error_ratio", "timeout", "pause_s", "max_steps")},
         "instances": results,
         "standby_primary_ratio": ratio(results),
+        "drill_rate_per_s": drill_rate(results),
     }
     text = table(report)
     print(text, end="")

@@ -13,9 +13,8 @@ passed=0 failed=0
 # first with playbooks/capacity.yml unless DRILL_RATE is given; drills then refuse a higher rate.
 if [ -z "${DRILL_RATE:-}" ]; then
   ansible-playbook playbooks/capacity.yml "$@" >/dev/null 2>&1 || { echo "capacity measurement FAILED: see reports/capacity.md"; exit 1; }
-  DRILL_RATE=$(python3 -c 'import json, sys
-m = [i["sustainable_rate_per_s"] or 0 for i in json.load(open(sys.argv[1]))["instances"] if i["profile"] != "primary"]
-print(round(min(m) / 2, 2) if m else "")' reports/capacity.json)
+  DRILL_RATE=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("drill_rate_per_s") or "")' \
+    reports/capacity.json)
   [ -n "$DRILL_RATE" ] || { echo "no standby measured in reports/capacity.json"; exit 1; }
   echo "drill rate ${DRILL_RATE}/s: half the standby's measured capacity (reports/capacity.md)"
 fi

@@ -45,6 +45,8 @@ def test_standby_primary_ratio():
         return {"profile": profile, "sustainable_rate_per_s": rate}
     assert bench.ratio([result("primary", 4.0), result("standby", 5.0)]) == 1.25
     assert bench.ratio([result("primary", 4.0), result("standby", None)]) == 0.0
+    assert bench.drill_rate([result("primary", 4.0), result("standby", 3.05)]) == 1.52
+    assert bench.drill_rate([result("primary", 4.0)]) is None
     assert bench.ratio([result("primary", 4.0)]) is None
     assert bench.ratio([result("primary", 4.0), result("primary", 2.0), result("standby", 3.0),
                         result("canary", 1.0)]) == 0.5
@@ -106,6 +108,7 @@ def test_ramp_finds_the_rate_a_one_worker_stand_in_sustains(one_worker, tmp_path
     assert result["sustainable_rate_per_s"] == 5 and result["broke_at_rate_per_s"] == 12.5
     assert result["broke"].startswith("p95 ") and result["stopped_by"] == "bound"
     assert result["p95_ms"] < 300
+    assert report["drill_rate_per_s"] == 2.5  # half the standby's 5/s
     assert report["corpus"] == {"name": "realistic", "seed": 3}
     # Every text the ramp sent was a different sentence: no cache could have answered.
     assert len(one_worker.texts) == len(set(one_worker.texts)) == 1 + 4 + 10 + 25
