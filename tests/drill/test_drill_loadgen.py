@@ -204,3 +204,67 @@ def test_probe_found_through_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv(tts_drill.MODULE_UTILS_ENV, str(tmp_path))
     with pytest.raises(ImportError, match=f"tts_probe.py not found in {tmp_path}"):
         tts_drill.import_probe()
+
+
+def test_recovery_sampler_sees_what_a_slow_schedule_cannot(server, tmp_path, monkeypatch):
+    """Load at 1/s, the sampler every 0.05 s from the arm file: a 0.5 s outage falls between two
+    of the load's requests, the sampler records it and stops once answered fast again after the
+    fault file (SAMPLE_HOLD_S shortened for the test), long before the load ends."""
+    from tts_drill.report import build_report  # noqa: PLC0415
+    from tts_drill_testlib import events  # noqa: PLC0415
+
+    monkeypatch.setattr(loadgen, "SAMPLE_HOLD_S", 0.5)
+    arm, fault_file, samples_out = tmp_path / "arm", tmp_path / "fault", tmp_path / "samples.jsonl"
+    fault = {}
+
+    def inject():
+        fault["at"] = time.time()
+        server.refuse()
+        fault_file.touch()
+
+    def take_over():
+        server.instance = "tts-backup"
+        server.resume()
+    timers = [threading.Timer(0.3, arm.touch), threading.Timer(0.45, inject), threading.Timer(0.95, take_over)]
+    for timer in timers:
+        timer.start()
+    try:
+        summary, records = run(server.url, tmp_path, rate=1, duration=3.0, timeout=0.5,
+                               samples_out=str(samples_out), arm_file=str(arm), fault_file=str(fault_file),
+                               sample_interval=0.05, sample_window=10)
+    finally:
+        for timer in timers:
+            timer.cancel()
+    samples = sorted(read_jsonl(samples_out), key=lambda r: r["t_start"])
+    assert summary["samples"] == len(samples) > 10
+    assert all(r["outcome"] == "ok" for r in records)  # the load's requests at 0, 1, 2 s saw nothing
+    assert {r["outcome"] for r in samples} == {"ok", "connection_error"}
+    assert samples[0]["t_start"] >= fault["at"] - 0.2  # nothing before the arm file
+    assert samples[-1]["t_start"] - fault["at"] < 2.0  # stopped after the hold, not at the window
+    assert samples[-1]["instance"] == "tts-backup"
+    sampled = [h for h, body in server.received if body["text"] == loadgen.DEFAULT_TEXTS[-1]]
+    assert sampled and all(h["Cache-Control"] == "no-cache" for h in sampled)  # no audio cache hit
+    report = build_report(records, {}, events(fault_at=fault["at"], drill_started_at=fault["at"] - 0.5,
+                                              drill_ended_at=fault["at"] + 3), samples=samples)
+    fig = report["figures"]
+    assert fig["rto_first_ok_s"] == 0 and not fig["client_outage"]
+    assert 0.45 <= fig["rto_sampled_s"] <= 0.8 and fig["samples_failed"] >= 5
+    assert "rto_sampled=" in report["summary"]
+
+
+def test_recovery_sampler_never_armed_sends_nothing(server, tmp_path):
+    samples_out = tmp_path / "samples.jsonl"
+    summary, records = run(server.url, tmp_path, rate=20, max_requests=5, timeout=0.5,
+                           samples_out=str(samples_out), arm_file=str(tmp_path / "arm"),
+                           fault_file=str(tmp_path / "fault"))
+    assert len(records) == 5 and summary["samples"] == 0
+    assert samples_out.read_text() == ""
+    assert len(server.received) == 5
+
+
+def test_cli_sampler_files_go_together(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        loadgen.main(["--url", "http://127.0.0.1:9/tts", "--out", str(tmp_path / "r.jsonl"),
+                      "--samples-out", str(tmp_path / "s.jsonl")])
+    assert exited.value.code == 2
+    assert "--samples-out, --arm-file and --fault-file go together" in capsys.readouterr().err

@@ -47,6 +47,16 @@ def playbook(name, *extra, extra_vars=None, timeout=1500):
     return proc.returncode, out, recap
 
 
+def why(out, limit=3000):
+    """A failed playbook's output for an assertion message, the cause last: CI shows the last lines
+    of a failure, and the PLAY RECAP (no cause in it) used to be all it showed. The output up to
+    the recap, then every fatal/failed task's lines again."""
+    body = out.split("\nPLAY RECAP", 1)[0]
+    causes = re.findall(r"^(?:fatal|failed): .*(?:\n {4}.*)*", body, re.M)
+    tail = "\n--- the failed tasks:\n" + "\n".join(c[-1500:] for c in causes[-2:]) if causes else ""
+    return body[-max(limit - len(tail), 500):] + tail
+
+
 def vip_holders():
     """The lab nodes that hold the private lab's VIP now (asked of the nodes)."""
     held = []
@@ -73,7 +83,7 @@ def lab():
     """The private lab, up for the session and always taken down afterwards."""
     rc, out, recap = playbook("lab.yml")
     try:
-        assert rc == 0, out[-3000:]
+        assert rc == 0, why(out)
         yield recap
     finally:
         playbook("lab.yml", extra_vars={"lab_state": "down"})
@@ -94,7 +104,7 @@ def measure_drill_load(label, extra_vars=None):
     path = ROOT / "reports" / f"capacity-pytest-{label}.json"
     rc, out, _ = playbook("capacity.yml", extra_vars=dict(
         extra_vars or {}, capacity_instances=["tts-standby"], drill_capacity_file=str(path)), timeout=900)
-    assert rc == 0, out[-3000:]
+    assert rc == 0, why(out)
     report = json.loads(path.read_text())
     assert [i["name"] for i in report["instances"]] == ["tts-standby"], report  # capacity_instances
     standby, rate = report["instances"][0], report["drill_rate_per_s"]
@@ -107,5 +117,5 @@ def measure_drill_load(label, extra_vars=None):
 def drill_load(site):
     """Drill variables for the reference deployment: the rate this machine carries."""
     rc, out, _ = site
-    assert rc == 0, out[-3000:]
+    assert rc == 0, why(out)
     return measure_drill_load("reference")

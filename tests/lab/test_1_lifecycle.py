@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from conftest import LAB_NAME, lab_objects, playbook
+from conftest import LAB_NAME, lab_objects, playbook, why
 
 pytestmark = pytest.mark.lab
 
@@ -33,18 +33,18 @@ def test_up_site_idempotent_and_reachable(lab, site):
         assert state in ("running", "degraded")
 
     rc, out, recap = site
-    assert rc == 0, out[-4000:]
+    assert rc == 0, why(out)
     node_recaps = {h: r for h, r in recap.items() if h.startswith(LAB_NAME)}
     assert set(node_recaps) == {f"{LAB_NAME}-node1", f"{LAB_NAME}-node2"}
     assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap.values())
 
     rc, out, recap = playbook("site.yml")
-    assert rc == 0, out[-4000:]
+    assert rc == 0, why(out)
     changed = {h: r["changed"] for h, r in recap.items() if r["changed"]}
-    assert not changed, f"second site.yml run changed something: {changed}\n{out[-4000:]}"
+    assert not changed, f"second site.yml run changed something: {changed}\n{why(out)}"
 
     rc, out, recap = playbook("lab.yml")
-    assert rc == 0 and recap["localhost"]["changed"] == 0, out[-3000:]
+    assert rc == 0 and recap["localhost"]["changed"] == 0, why(out)
 
 
 @pytest.mark.parametrize("bad, expected", [
@@ -60,7 +60,7 @@ def test_up_site_idempotent_and_reachable(lab, site):
 def test_bad_vrrp_settings_refused_before_any_change(site, bad, expected):
     rc, out, recap = playbook("site.yml", extra_vars=bad, timeout=300)
     assert rc != 0
-    assert expected in out, out[-2500:]
+    assert expected in out, why(out)
     assert "PLAY [Docker hosts]" not in out
     assert all(r["changed"] == 0 for r in recap.values())
     assert "PLAY [Validate the network settings]" in out  # refused by the VRRP checks, not earlier

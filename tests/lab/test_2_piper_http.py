@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import LAB_NAME, measure_drill_load, playbook
+from conftest import LAB_NAME, measure_drill_load, playbook, why
 from test_2_drill import REPORTS, latest_report
 
 pytestmark = pytest.mark.lab
@@ -26,7 +26,7 @@ PIPER = {
 @pytest.fixture(scope="module")
 def piper(site):
     rc, out, recap = playbook("site.yml", extra_vars=PIPER)
-    assert rc == 0, out[-3000:]
+    assert rc == 0, why(out)
     return out, recap
 
 
@@ -43,7 +43,7 @@ def test_site_converges_on_a_third_party_server(piper):
     assert "API: piper_http preset, POST /synthesize" in first_out
     assert re.search(r"Verified: wav [0-9.]+ s of audio", first_out)
     rc, out, recap = playbook("site.yml", extra_vars=PIPER)
-    assert rc == 0, out[-3000:]
+    assert rc == 0, why(out)
     changed = {host: r["changed"] for host, r in recap.items() if r["changed"]}
     assert not changed, f"second run changed something: {changed}\n" + "\n".join(
         re.findall(r"changed: \[[^\]]+\][^\n]*", out)[:10])
@@ -52,11 +52,11 @@ def test_site_converges_on_a_third_party_server(piper):
 @pytest.mark.parametrize("fault", ["crash", "overload"])
 def test_drill_then_failback_with_the_third_party_server(piper_load, fault):
     rc, out, _ = playbook("failback.yml", extra_vars=piper_load, timeout=600)
-    assert rc == 0, out[-3000:]
+    assert rc == 0, why(out)
     restarts = primary_restarts()
     rc, out, _ = playbook("failover_drill.yml", extra_vars={**piper_load, "drill_fault": fault}, timeout=900)
     summary = re.findall(rf"drill {fault}: \S+ [^\n']*", out)
-    print(summary[-1] if summary else out[-2000:])
+    print(summary[-1] if summary else why(out))
     if fault == "overload" and rc != 0:
         # piper-tts 1.8.0's server has no concurrency bound (a thread per request): saturated,
         # it can die (on the lab: all 80 saturating requests cut at once 7.9 s in, Docker
@@ -64,7 +64,7 @@ def test_drill_then_failback_with_the_third_party_server(piper_load, fault):
         # while the primary still answered is one: the test fails on it.
         assert_primary_died_under_overload(latest_report(fault), primary_restarts() - restarts)
         return
-    assert rc == 0, out[-3000:]
+    assert rc == 0, why(out)
     report = latest_report(fault)
     fig = report["figures"]
     assert report["passed"] and fig["split_brain_s"] == 0
@@ -73,7 +73,7 @@ def test_drill_then_failback_with_the_third_party_server(piper_load, fault):
         # required (0 of 40 failed on one CI run: the failover was quicker than the next request).
         assert fig["vip_moved"]
         rc, out, _ = playbook("failback.yml", extra_vars=piper_load, timeout=600)
-        assert rc == 0, out[-3000:]
+        assert rc == 0, why(out)
         back = latest_report("failback")
         assert back["figures"]["failed"] == 0 and back["figures"]["vip_moved"]
     else:

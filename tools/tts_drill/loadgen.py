@@ -9,6 +9,14 @@ deadline for the whole exchange, and "ok" only for HTTP 200 with real, non-silen
 One JSON line per request goes to --out as each completes; one summary JSON line goes to stdout at
 exit. The run is bounded by --duration and --max-requests, and ends early on --stop-file, SIGTERM
 or SIGINT; in-flight requests then finish or time out before the file is closed.
+
+The recovery sampler (--samples-out): the load's own requests see a recovery only at the next one
+the schedule sends (1/rate later: 1.3 s at 0.77/s) and each answer is a whole sentence, so an RTO
+taken from them depends on the rate and the machine's speed. From the moment --arm-file appears
+(the drill creates it just before the fault) the sampler sends the contract's short probe text as
+client traffic (no probe headers, no audio cache) every --sample-interval seconds, logged like the
+load; it stops once --fault-file has existed for SAMPLE_HOLD_S and its last SAMPLE_GOOD_RUN samples
+were answered fast, or after --sample-window seconds.
 Exit codes: 0 run completed (whatever the service did), 1 internal error, 2 bad arguments.
 """
 
@@ -54,6 +62,13 @@ MAX_IN_FLIGHT = 64
 STOP_POLL_S = 0.1
 REASON_LIMIT = 200
 USER_AGENT = "tts-ha-drill-loadgen"
+# Recovery sampler: concurrent samples at most (a hung server holds them until their timeout),
+# the consecutive fast answers and the time after the fault that end it, and what "fast" means
+# (tts_drill.report's stall bound).
+SAMPLE_MAX_IN_FLIGHT = 32
+SAMPLE_GOOD_RUN = 4
+SAMPLE_HOLD_S = 3.0
+SAMPLE_FAST_S = 1.0
 
 
 def classify(result):
@@ -74,7 +89,8 @@ class LoadGenerator:
 
     def __init__(self, url, out, *, rate=10.0, duration=60.0, max_requests=None, timeout=3.0,
                  texts=DEFAULT_TEXTS, stop_file=None, min_rms_dbfs=-60.0, headers=None,
-                 max_in_flight=MAX_IN_FLIGHT, api=None):
+                 max_in_flight=MAX_IN_FLIGHT, api=None, samples_out=None, arm_file=None,
+                 fault_file=None, sample_interval=0.25, sample_window=30.0):
         self.url = url
         # The API contract (tts_probe.resolve_contract()); url is then the server's base URL.
         self.api = api
@@ -95,6 +111,14 @@ class LoadGenerator:
         self._lock = threading.Lock()
         self._outcomes = dict.fromkeys(OUTCOMES, 0)
         self._ok_latencies = []
+        self.samples_out = samples_out
+        self.arm_file = arm_file
+        self.fault_file = fault_file
+        self.sample_interval = sample_interval
+        self.sample_window = sample_window
+        self._sample_good = {}  # sample seq -> answered ok within SAMPLE_FAST_S
+        self._sample_lock = threading.Lock()
+        self.samples = 0
 
     def stop(self, why="stopped"):
         if self._stopped_by is None:
@@ -106,6 +130,10 @@ class LoadGenerator:
         slots = threading.BoundedSemaphore(self.max_in_flight)
         started = time.monotonic()
         seq = 0
+        sampler = None
+        if self.samples_out:
+            sampler = threading.Thread(target=self._sample, name="loadgen-sampler", daemon=True)
+            sampler.start()
         with open(self.out, "w", encoding="utf-8") as sink, ThreadPoolExecutor(
                 self.max_in_flight, thread_name_prefix="loadgen") as pool:
             while not self._should_stop(seq, started):
@@ -123,7 +151,75 @@ class LoadGenerator:
                                                    f"{self.max_in_flight} requests already in flight"))
                 seq += 1
             # Leaving the block waits for in-flight requests: each ends within its timeout.
+        if sampler is not None:
+            sampler.join()
         return self._summary(time.monotonic() - started)
+
+    def _sample(self):
+        """The recovery sampler (module docstring); bounded by sample_window and the stop event."""
+        try:
+            open(self.samples_out, "w", encoding="utf-8").close()  # an empty log: never armed
+            while not os.path.exists(self.arm_file):
+                if self._stop_event.wait(STOP_POLL_S / 2):
+                    return
+            armed = time.monotonic()
+            fault_seen = None
+            slots = threading.BoundedSemaphore(SAMPLE_MAX_IN_FLIGHT)
+            seq = 0
+            with open(self.samples_out, "a", encoding="utf-8") as sink, ThreadPoolExecutor(
+                    SAMPLE_MAX_IN_FLIGHT, thread_name_prefix="sampler") as pool:
+                while not self._stop_event.is_set() and time.monotonic() - armed < self.sample_window:
+                    if fault_seen is None and self.fault_file and os.path.exists(self.fault_file):
+                        fault_seen = time.monotonic()
+                    if fault_seen is not None and time.monotonic() - fault_seen >= SAMPLE_HOLD_S \
+                            and self._recovered(seq):
+                        break
+                    wait = armed + seq * self.sample_interval - time.monotonic()
+                    if wait > 0:
+                        self._stop_event.wait(min(wait, STOP_POLL_S))
+                        continue
+                    if slots.acquire(blocking=False):
+                        pool.submit(self._send_sample, seq, slots, sink)
+                    else:
+                        now = time.time()
+                        self._write_sample(sink, self._record(seq, now, now, None, "client_saturated",
+                                                              f"{SAMPLE_MAX_IN_FLIGHT} samples already in flight"))
+                    seq += 1
+            self.samples = seq
+        except Exception as exc:  # noqa: BLE001 - as in _send: a bug ends the run loudly
+            self.error = self.error or exc
+            self.stop("error")
+
+    def _recovered(self, seq):
+        """The last SAMPLE_GOOD_RUN samples launched were all answered, ok and fast."""
+        with self._sample_lock:
+            return seq >= SAMPLE_GOOD_RUN and all(self._sample_good.get(n) for n in range(seq - SAMPLE_GOOD_RUN, seq))
+
+    def _send_sample(self, seq, slots, sink):
+        try:
+            t_start = time.time()
+            if self.api is None:
+                arguments = {"url": self.url, "payload": {"text": DEFAULT_TEXTS[-1]}, "headers": {}}
+            else:
+                arguments = tts_probe.contract_probe_arguments(self.api, self.url, probe_request=False)
+            arguments["headers"] = {**arguments["headers"], **self.headers, "Cache-Control": "no-cache"}
+            result = tts_probe.probe(**arguments, timeout=self.timeout, min_rms_dbfs=self.min_rms_dbfs)
+            t_end = time.time()
+            record = self._record(seq, t_start, t_end, result, classify(result), result["reason"])
+            with self._sample_lock:
+                self._sample_good[seq] = record["ok"] and t_end - t_start <= SAMPLE_FAST_S
+            self._write_sample(sink, record)
+        except Exception as exc:  # noqa: BLE001 - a bad argument or a bug must end the run loudly
+            self.error = self.error or exc
+            self.stop("error")
+        finally:
+            slots.release()
+
+    def _write_sample(self, sink, record):
+        line = json.dumps(record) + "\n"
+        with self._sample_lock:
+            sink.write(line)
+            sink.flush()
 
     def _text(self, seq):
         return self.texts(seq) if callable(self.texts) else self.texts[seq % len(self.texts)]
@@ -189,6 +285,7 @@ class LoadGenerator:
             "failed_by_outcome": {name: n for name, n in outcomes.items() if name != "ok" and n},
             "p50_ms": None if p50 is None else round(p50, 1),
             "p95_ms": None if p95 is None else round(p95, 1),
+            **({"samples": self.samples, "samples_out": self.samples_out} if self.samples_out else {}),
         }
 
 
@@ -242,6 +339,15 @@ def _parser():
     parser.add_argument("--max-in-flight", type=_positive(int), default=MAX_IN_FLIGHT,
                         help="concurrent requests; a slot finding all busy is logged as"
                              f" client_saturated (default {MAX_IN_FLIGHT})")
+    parser.add_argument("--samples-out", help="recovery sampler log (JSON lines, like --out); the"
+                        " sampler runs only with this, --arm-file and --fault-file (module docstring)")
+    parser.add_argument("--arm-file", help="the sampler starts when this file appears")
+    parser.add_argument("--fault-file", help="the sampler may stop SAMPLE_HOLD_S after this file"
+                                             " appears, once its last samples were answered fast")
+    parser.add_argument("--sample-interval", type=_positive(float), default=0.25,
+                        help="seconds between samples (default 0.25)")
+    parser.add_argument("--sample-window", type=_positive(float), default=30.0,
+                        help="the sampler stops this many seconds after arming at the latest (default 30)")
     return parser
 
 
@@ -262,6 +368,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.corpus == "realistic" and args.texts_file:
         parser.error("--texts-file and --corpus realistic exclude each other")
+    sampler_files = (args.samples_out, args.arm_file, args.fault_file)
+    if any(sampler_files) and not all(sampler_files):
+        parser.error("--samples-out, --arm-file and --fault-file go together (the recovery sampler)")
     seed = args.seed if args.seed is not None else time.time_ns() // 1_000_000 % 2**31
     texts = (Corpus(seed) if args.corpus == "realistic"
              else _read_texts(parser, args.texts_file) if args.texts_file else DEFAULT_TEXTS)
@@ -275,7 +384,9 @@ def main(argv=None):
     generator = LoadGenerator(
         args.url, args.out, rate=args.rate, duration=args.duration, max_requests=args.max_requests,
         timeout=args.timeout, texts=texts, stop_file=args.stop_file, min_rms_dbfs=args.min_rms_dbfs,
-        headers=dict(args.headers), max_in_flight=args.max_in_flight, api=api)
+        headers=dict(args.headers), max_in_flight=args.max_in_flight, api=api,
+        samples_out=args.samples_out, arm_file=args.arm_file, fault_file=args.fault_file,
+        sample_interval=args.sample_interval, sample_window=args.sample_window)
 
     def on_signal(signum, _frame):
         generator.stop(signal.Signals(signum).name)

@@ -20,6 +20,11 @@ Definitions (F = fault_at; "failed" = outcome other than ok; requests ordered by
 - rto_first_ok_s: F -> the earliest end of an ok request starting after the outage began.
 - rto_steady_s: F -> start of the first request that opens steady_window consecutive ok requests
   that are not stalled.
+- rto_sampled_s: rto_first_ok_s of the recovery sampler's log (tts_drill.loadgen --samples-out:
+  the contract's short probe text every 0.25 s from just before the fault), by the same rules.
+  The load's own RTO waits for the next request its schedule sends (1/rate) and for a whole
+  sentence; the sampled one resolves the moment short requests are answered again. None without
+  a sampler log (the sampler was not armed).
 - outage window: outage begin -> latest end of a disrupted request that started before steady state.
 - serving switches: changes of X-TTS-Instance between consecutive ok responses, timed at the end
   of the first response from the new instance (a request in flight at F that a router re-sends
@@ -65,6 +70,7 @@ DEFAULT_STALL_MIN_S = 1.0
 THRESHOLDS = {
     "max_rto_s": ("rto_first_ok_s", "<="),
     "max_rto_steady_s": ("rto_steady_s", "<="),
+    "max_rto_sampled_s": ("rto_sampled_s", "<="),
     "max_failed": ("failed", "<="),
     "max_failed_before_restore": ("failed_before_restore", "<="),
     "max_invalid_audio": ("invalid_audio", "<="),
@@ -92,13 +98,14 @@ class ReportInputError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 def build_report(requests, transitions, events, thresholds=None, steady_window=DEFAULT_STEADY_WINDOW,
-                 stall_min_s=DEFAULT_STALL_MIN_S):
+                 stall_min_s=DEFAULT_STALL_MIN_S, samples=None):
     """Compute every drill figure and the verdict.
 
     requests: load generator records (any order). transitions: {host: [transition records] or
     None when the node's log is missing}. events: the drill's events dict (fault, fault_at
     required). thresholds: {name: limit} from THRESHOLDS, absent names not enforced.
     stall_min_s: the least latency (s) that makes an ok answer after the fault a stall.
+    samples: the recovery sampler's records (same shape as requests), or None.
     Raises ReportInputError for unusable events or thresholds.
     """
     events = _check_events(events)
@@ -119,6 +126,12 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
                    for host, records in transitions.items()}
 
     client = _client_figures(ordered, fault_at, events.get("restored_at"), steady_window, stall_min_s, warnings)
+    sampled = None
+    if samples:
+        sample_warnings = []
+        sampled = _client_figures(sorted(samples, key=lambda r: (r["t_start"], r.get("seq") or 0)), fault_at,
+                                  events.get("restored_at"), steady_window, stall_min_s, sample_warnings)
+        warnings += [f"recovery sampler: {w}" for w in sample_warnings]
     serving = _serving(ordered, events, client["steady_at"], warnings)
     carried = _carried(ordered, fault_at, client["steady_at"], events.get("restored_at"))
     vip = _vip(transitions, events, window, warnings)
@@ -128,6 +141,9 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
 
     figures = {
         **client["figures"],
+        "rto_sampled_s": sampled and sampled["figures"]["rto_first_ok_s"],
+        "samples": len(samples or ()),
+        "samples_failed": sampled["figures"]["failed"] if sampled else 0,
         "served_ratio_before_fault": carried["before_fault"]["served_ratio"],
         "served_ratio_after_recovery": carried["after_recovery"]["served_ratio"],
         "split_brain_s": vip["split_brain_s"],
@@ -162,6 +178,7 @@ def build_report(requests, transitions, events, thresholds=None, steady_window=D
         "latency_ms": client["latency_ms"],
         "carried": carried,
         "outage_window": client["outage_window"],
+        "sampled_outage_window": sampled and sampled["outage_window"],
         "expected_primary": serving["expected_primary"],
         "expected_primary_source": serving["expected_primary_source"],
         "served_by": serving["served_by"],
@@ -518,6 +535,7 @@ def summary_line(report):
     verdict = "PASS" if not failed else f"FAIL({','.join(failed)})"
     return (f"drill {report['fault']}: {verdict} rto_first_ok={seconds(figures['rto_first_ok_s'])}"
             f" rto_steady={seconds(figures['rto_steady_s'])}"
+            + (f" rto_sampled={seconds(figures['rto_sampled_s'])}" if figures.get("samples") else "") +
             f" failed={figures['failed']}/{figures['total']}"
             f" split_brain={figures['split_brain_s']:.1f}s"
             f"{' (alerted)' if figures.get('split_brain_alerted') else ''}"
@@ -598,6 +616,17 @@ def load_requests(path):
         detail = f"all {corrupt} lines are corrupt" if corrupt else "it is empty"
         raise ReportInputError(f"requests file {path}: no usable request records ({detail})")
     return records, corrupt
+
+
+def load_samples(path):
+    """The recovery sampler's records: (records, corrupt line count); a missing or empty file
+    (the sampler was never armed) is no samples, not an error."""
+    if not os.path.exists(path):
+        return [], 0
+    try:
+        return _json_lines(path, _valid_request)
+    except OSError as exc:
+        raise ReportInputError(f"samples file {path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _valid_transition(record):
@@ -740,6 +769,10 @@ def render_markdown(report):
     if outage:
         rows.append(("outage window", f"{outage['start_rel']:.3f} .. {outage['end_rel']:.3f}"
                                       f" ({outage['failed']} failed, {outage['stalled']} stalled)"))
+    sampled = report.get("sampled_outage_window")
+    if sampled:
+        rows.append(("sampled outage window", f"{sampled['start_rel']:.3f} .. {sampled['end_rel']:.3f}"
+                                              f" ({sampled['failed']} failed, {sampled['stalled']} stalled)"))
     lines += _table(("figure", "value"), rows)
 
     lines += _carried_markdown(report)
@@ -861,6 +894,8 @@ def _parser():
     parser.add_argument("--stall-min-s", type=float, default=DEFAULT_STALL_MIN_S,
                         help="an ok answer after the fault that took longer than this (or 3 x the p95"
                              f" latency before the fault, if more) is a stall (default {DEFAULT_STALL_MIN_S})")
+    parser.add_argument("--samples", help="the recovery sampler's log (JSON lines, tts_drill.loadgen"
+                                          " --samples-out); empty or absent: no rto_sampled_s")
     parser.add_argument("--vrrp-instance", help="only this VRRP instance's transitions (default: all)")
     return parser
 
@@ -872,14 +907,19 @@ def main(argv=None):
         transitions, transition_notes, warnings = load_transitions(args.transitions, args.vrrp_instance)
         events = _load_json(args.events, "events")
         thresholds = _parse_thresholds(args.thresholds) if args.thresholds else {}
-        report = build_report(requests, transitions, events, thresholds, args.steady_window, args.stall_min_s)
+        samples, corrupt_samples = load_samples(args.samples) if args.samples else ([], 0)
+        report = build_report(requests, transitions, events, thresholds, args.steady_window, args.stall_min_s,
+                              samples)
     except ReportInputError as exc:
         print(f"drill report: bad input: {exc}", file=sys.stderr)
         return 2
     if corrupt:
         warnings.insert(0, f"requests file {args.requests}: {corrupt} corrupt lines ignored")
+    if corrupt_samples:
+        warnings.insert(0, f"samples file {args.samples}: {corrupt_samples} corrupt lines ignored")
     report["warnings"] = warnings + report["warnings"]
     report["inputs"] = {"requests": {"file": args.requests, "records": len(requests), "corrupt_lines": corrupt},
+                        "samples": {"file": args.samples, "records": len(samples), "corrupt_lines": corrupt_samples},
                         "transitions": transition_notes, "events": args.events,
                         "thresholds": thresholds}
     write_outputs(report, requests, args.out_dir or os.path.dirname(os.path.abspath(args.requests)))
