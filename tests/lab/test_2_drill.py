@@ -52,7 +52,7 @@ def test_drill_then_failback(deployed, fault):
     # A host loss may fail no request (a SYN sent while no node holds the VIP is retransmitted
     # a second later): the report then counts those requests as stalled.
     assert fig["rto_first_ok_s"] is not None
-    # The recovery sampler ran from just before the fault (host_down is judged by its RTO).
+    # The recovery sampler ran from just before the fault (the RTO bounds judge its RTO).
     assert fig["samples"] > 0 and fig["rto_sampled_s"] is not None
     # A hang holds the requests already sent to the paused primary: some must fail (proof the
     # fault reached clients). A crash may cost nothing when no request is in flight at the kill
@@ -128,7 +128,7 @@ def test_router_on_both_nodes_hides_a_crash_and_a_hang(deployed):
     try:
         # The kit's router threshold is 0 failed; on this loaded 2-core lab the request in flight at
         # the kill, re-sent to the standby, can still run past the 3 s client timeout: allow that one.
-        thresholds = {"max_rto_s": 1, "max_failed": 1, "max_split_brain_s": 0, "no_vip_move": True,
+        thresholds = {"max_rto_sampled_s": 1, "max_failed": 1, "max_split_brain_s": 0, "no_vip_move": True,
                       "no_vip_auto_failback": True}
         rc, out, _ = playbook("failover_drill.yml", timeout=900, extra_vars=dict(
             router, drill_fault="crash", drill_thresholds=thresholds))
@@ -137,7 +137,7 @@ def test_router_on_both_nodes_hides_a_crash_and_a_hang(deployed):
         report = latest_report("crash")
         fig = report["figures"]
         assert report["settings"]["router"] is True
-        assert fig["failed"] <= 1 and fig["rto_first_ok_s"] <= 1 and not fig["vip_moved"]
+        assert fig["failed"] <= 1 and fig["rto_sampled_s"] <= 1 and not fig["vip_moved"]
         assert report["served_by"]["after_recovery"].get("tts-standby", 0) > 0  # the crash was real
         assert fig["serving_auto_failback"]  # HAProxy went back to the recovered primary
 
@@ -146,7 +146,7 @@ def test_router_on_both_nodes_hides_a_crash_and_a_hang(deployed):
         assert rc == 0, why(out)
         report = latest_report("hang")
         fig = report["figures"]
-        assert not fig["vip_moved"] and fig["split_brain_s"] == 0 and fig["rto_first_ok_s"] <= 3.5
+        assert not fig["vip_moved"] and fig["split_brain_s"] == 0 and fig["rto_sampled_s"] <= 3
         assert report["served_by"]["after_recovery"].get("tts-standby", 0) > 0  # the hang was real
     finally:
         # Back to the plain two-host deployment for the tests that follow: the routers stop

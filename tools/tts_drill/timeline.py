@@ -63,6 +63,7 @@ def _title(report):
         c["name"] for c in report["checks"] if not c["pass"])
     return (f"Failover drill '{report['fault']}' — {verdict}\n"
             f"RTO first ok {seconds(figures['rto_first_ok_s'])}, steady {seconds(figures['rto_steady_s'])}"
+            + (f", sampled {seconds(figures['rto_sampled_s'])}" if figures.get("samples") else "") +
             f"  ·  failed {figures['failed']}/{figures['total']}"
             f"  ·  split brain {figures['split_brain_s']:.1f} s  ·  detection {seconds(figures['detection_s'])}"
             f"  ·  auto failback {'yes' if figures['auto_failback'] else 'no'}")
