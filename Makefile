@@ -15,13 +15,14 @@ LOCK      := flock /tmp/tts-ha-docker.lock
 export TTS_HA_NODE_CAPABILITIES = [$(shell awk '/^lab_node_capabilities:/{f=1;next} f&&/^  - /{printf "%s%s",(n++?", ":""),$$2;next} f{exit}' roles/lab/vars/main.yml)]
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: help deps venv collections engine images lab lab-down lint pytest molecule test bench drills clean
+.PHONY: help deps venv collections engine images lab lab-down lint pytest molecule test bench bench-site drills clean
 
 help:
 	@echo "make lab       bring up the embedded lab and deploy site.yml on it"
 	@echo "make test      yamllint + ansible-lint + pytest + every molecule scenario"
 	@echo "make lab-down  remove every container, network and volume the lab created"
 	@echo "make bench     print the benchmarks' figures"
+	@echo "make bench-site  time a site.yml rerun with nothing to change on the lab (FRESH=1: also make lab)"
 	@echo "make drills    every failover drill + failback, then a 10 min soak, on the running lab (optional, ~25 min)"
 
 # Debian packages the kit and its tests need on the controller (only the missing ones).
@@ -70,6 +71,11 @@ test: venv deps images
 
 bench: venv
 	$(PY) benchmarks/bench_tts_server.py
+
+# How long site.yml takes with nothing to change, on the running lab (`make lab` first); FRESH=1
+# also times `make lab` from a removed lab with the images cached (it leaves the lab deployed).
+bench-site: venv
+	$(PY) benchmarks/bench_site.py $(if $(FRESH),--fresh)
 
 # The longer optional drill suite on a running lab (`make lab` first): all seven fault classes.
 drills: venv
