@@ -116,9 +116,11 @@ def test_settings_file_keys_are_the_probers():
     import tts_prober
     import yaml
 
-    tasks = yaml.safe_load((ROOT / "roles" / "keepalived" / "tasks" / "prober.yml").read_text())
-    written = next(t for t in tasks if t["name"] == "Write the prober's settings")
-    keys = set(written["vars"]["keepalived_prober_settings"])
+    role_vars = yaml.safe_load((ROOT / "roles" / "keepalived" / "vars" / "main.yml").read_text())
+    keys = set(role_vars["keepalived_prober_settings"])
+    # ... and they reach the host: the settings file is one of the role's files.
+    assert any(f["path"] == "{{ keepalived_prober_config }}" and "keepalived_prober_settings" in f["content"]
+               for f in role_vars["keepalived_files_prober"])
     assert keys <= set(tts_prober.DEFAULTS), keys - set(tts_prober.DEFAULTS)
 
 
