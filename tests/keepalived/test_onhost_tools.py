@@ -1,7 +1,7 @@
 """The keepalived role's on-host tools, run here: bad arguments are refused with a message that
 names the problem (exit 2) before anything is touched; the notify script writes whole JSON lines.
 Their behaviour on real nodes (handover under traffic, split-brain alerts, restart after a kill)
-is tested in molecule/ha_pair."""
+is tested on the pytest lab (tests/lab/test_vrrp_faults.py, and molecule/ha_pair)."""
 import json
 import subprocess
 from pathlib import Path

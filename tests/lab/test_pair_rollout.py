@@ -10,21 +10,21 @@ import time
 
 import pytest
 
-from conftest import BIN, LAB_NAME, LAB_VARS, ROOT, controller, lab_env, playbook, vip_holders, why
-from test_2_drill import vip_back_on_the_primary
+from conftest import (BIN, DEPLOYED, LAB_NAME, LAB_VARS, ROOT, controller, lab_env, playbook,
+                      vip_back_on_the_primary, vip_holders, why)
 
 pytestmark = pytest.mark.lab
 MARK = {"tts_service_env": {"TTS_HA_ROLLOUT_TEST": "settings-a"}}
 
 
 @pytest.fixture(scope="module")
-def deployed(drill_load):
-    """The reference deployment, and the drill load this machine carries (conftest)."""
-    return drill_load
+def deployed(reference_load):
+    return reference_load
 
 
 def test_settings_change_rolls_through_without_a_failed_request(deployed):
     vip_back_on_the_primary(deployed)
+    DEPLOYED["label"] = None  # until the rollout is through
     out_dir = ROOT / "reports" / f"rollout-settings-{time.strftime('%Y%m%d-%H%M%S')}"
     out_dir.mkdir(parents=True)
     api = subprocess.run(["docker", "exec", f"{LAB_NAME}-node1", "cat", "/etc/tts-ha/tts-api.json"],
@@ -51,6 +51,7 @@ def test_settings_change_rolls_through_without_a_failed_request(deployed):
     # Nothing changes, nothing moves.
     rc, out, recap = playbook("site.yml", extra_vars=MARK)
     assert rc == 0, why(out)
+    DEPLOYED["label"] = "rollout-settings-a"
     assert "Nothing would change" in " ".join(out.split())
     assert all(r["changed"] == 0 for r in recap.values()), recap
     assert vip_holders() == [f"{LAB_NAME}-node1"]

@@ -6,36 +6,15 @@ import subprocess
 
 import pytest
 
-from conftest import LAB_NAME, ROOT, playbook, vip_holders, why
+from conftest import (DEPLOYED, LAB_NAME, REPORTS, latest_report, playbook, vip_back_on_the_primary, vip_holders,
+                      why)
 
 pytestmark = pytest.mark.lab
-REPORTS = ROOT / "reports"
-
-
-def latest_report(prefix):
-    dirs = sorted(REPORTS.glob(f"{prefix}-*"), key=lambda p: p.stat().st_mtime)
-    assert dirs, f"no {prefix} report written"
-    report = json.loads((dirs[-1] / "report.json").read_text())
-    assert (dirs[-1] / "timeline.png").stat().st_size > 10_000
-    return report
 
 
 @pytest.fixture(scope="module")
-def deployed(drill_load):
-    """The reference deployment, and the drill load this machine carries (conftest)."""
-    return drill_load
-
-
-def vip_back_on_the_primary(load):
-    """The drill starts only from the primary holding the VIP (its preflight says so); on this
-    loaded 2-core machine an earlier step can leave it on the standby (a track-script timeout
-    while everything competes for CPU). failback.yml is the operator's way back (a no-op when
-    there is nothing to do)."""
-    rc, out, _ = playbook("failback.yml", extra_vars=load, timeout=600)
-    assert rc == 0, why(out)
-    moved = re.findall(r"drill failback: [^\n']*", out)
-    if moved:
-        print("VIP was on the standby before the drill; failback:", moved[-1])
+def deployed(reference_load):
+    return reference_load
 
 
 @pytest.mark.parametrize("fault", ["crash", "hang", "host_down"])
@@ -119,6 +98,7 @@ def test_router_on_both_nodes_hides_a_crash_and_a_hang(deployed):
     # the measured drill rate (half the standby's capacity) leaves that room.
     router = {**deployed, "tts_ha_router": True}
     vip_back_on_the_primary(deployed)  # whatever the tests before left: the drill starts from the primary
+    DEPLOYED["label"] = None
     rc, out, recap = playbook("site.yml", extra_vars=router)
     assert rc == 0 and all(r["failed"] == 0 for r in recap.values()), why(out)
     # Turning the router on switches what keepalived reads (the local router instead of the
@@ -153,6 +133,7 @@ def test_router_on_both_nodes_hides_a_crash_and_a_hang(deployed):
         # (they would keep probing both instances with real syntheses).
         rc, out, _ = playbook("site.yml")
         assert rc == 0, why(out)
+        DEPLOYED["label"] = "reference"
         assert vip_holders() == [f"{LAB_NAME}-node1"]  # the prober judged the instance first
         for node in (f"{LAB_NAME}-node1", f"{LAB_NAME}-node2"):
             state = subprocess.run(["docker", "exec", node, "systemctl", "is-active", "haproxy"],

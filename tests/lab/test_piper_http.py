@@ -4,15 +4,14 @@
 crash drill and the overload drill pass the kit's thresholds (the same as the reference image's),
 and failback returns the VIP with no failed request.
 
-Runs after the reference deployment's drills and leaves Piper deployed: the next module
-(test_3_down) only takes the lab down."""
+Leaves Piper deployed (conftest.deploy: a module that needs the reference deployment after this
+one deploys it again)."""
 import re
 import subprocess
 
 import pytest
 
-from conftest import LAB_NAME, measure_drill_load, playbook, why
-from test_2_drill import REPORTS, latest_report
+from conftest import DEPLOYED, LAB_NAME, REPORTS, latest_report, measure_drill_load, playbook, why
 
 pytestmark = pytest.mark.lab
 
@@ -25,8 +24,10 @@ PIPER = {
 
 @pytest.fixture(scope="module")
 def piper(site):
+    DEPLOYED["label"] = None
     rc, out, recap = playbook("site.yml", extra_vars=PIPER)
     assert rc == 0, why(out)
+    DEPLOYED["label"] = "piper"
     return out, recap
 
 

@@ -1,4 +1,4 @@
-"""nvidia_gpu on a GPU-less node: detection says none, nothing is installed, daemon.json merged."""
+"""nvidia_gpu on the same GPU-less docker host: detection says none, nothing is installed, daemon.json merged."""
 import json
 
 
