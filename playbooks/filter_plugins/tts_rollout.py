@@ -14,7 +14,7 @@ def _instance_order(instances):
 def rollout_plan(instances, pending, present, holders, vip, enabled=True, contract_changed=False):
     """Plan a change through the pair.
 
-    instances: [{host, name, profile, port}] (discover.yml's drill_instances)
+    instances: [{host, name, profile, port}] (discover.yml's tts_ha_instances)
     pending:   {host: [instance names whose container would change]} (check-mode comparison)
     present:   {host: true when every instance of the host has a container already}
     holders:   hosts that hold the VIP now; vip: the VIP ('' without keepalived)

@@ -1,6 +1,6 @@
 """The drill's preflight compares drill_rate with the standby's measured capacity (capacity.json).
 
-Runs playbooks/tasks/drill/capacity_check.yml in a throwaway play on localhost: no lab needed.
+Runs roles/tts_drill/tasks/capacity_check.yml in a throwaway play on localhost: no lab needed.
 """
 import json
 import os
@@ -21,9 +21,9 @@ def run_check(tmp_path, rate, check, measured=MEASURED):
         capacity.write_text(json.dumps(measured))
     play = [{"name": "Check", "hosts": "localhost", "connection": "local", "gather_facts": False,
              "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}", "drill_rate": rate, "drill_capacity_check": check, "drill_capacity_file": str(capacity),
-                      "drill_standby": {"name": "tts-standby", "profile": "standby"}},
-             "tasks": [{"name": "Capacity", "ansible.builtin.include_tasks":
-                        str(REPO / "playbooks" / "tasks" / "drill" / "capacity_check.yml")}]}]
+                      "tts_ha_standby": {"name": "tts-standby", "profile": "standby"}},
+             "tasks": [{"name": "Capacity", "ansible.builtin.include_role":
+                        {"name": "tts_drill", "tasks_from": "capacity_check"}}]}]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     proc = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,",
