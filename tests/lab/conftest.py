@@ -170,7 +170,7 @@ def drill_load(site):
 
 
 @pytest.fixture(scope="module")
-def reference_load(drill_load):
+def deployed(drill_load):
     """The reference deployment (deployed again if another module left another one), and the
     drill load this machine carries."""
     deploy("reference")

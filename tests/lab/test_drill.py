@@ -12,11 +12,6 @@ from conftest import (DEPLOYED, LAB_NAME, REPORTS, latest_report, playbook, vip_
 pytestmark = pytest.mark.lab
 
 
-@pytest.fixture(scope="module")
-def deployed(reference_load):
-    return reference_load
-
-
 @pytest.mark.parametrize("fault", ["crash", "hang", "host_down"])
 def test_drill_then_failback(deployed, fault):
     vip_back_on_the_primary(deployed)

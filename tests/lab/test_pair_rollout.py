@@ -17,11 +17,6 @@ pytestmark = pytest.mark.lab
 MARK = {"tts_service_env": {"TTS_HA_ROLLOUT_TEST": "settings-a"}}
 
 
-@pytest.fixture(scope="module")
-def deployed(reference_load):
-    return reference_load
-
-
 def test_settings_change_rolls_through_without_a_failed_request(deployed):
     vip_back_on_the_primary(deployed)
     DEPLOYED["label"] = None  # until the rollout is through
