@@ -20,6 +20,12 @@ first rate's p95 where that is more (saturation shows as queueing, not as the le
 synthesis: a slow machine's lone long sentence can take near 2 s); the ramp stops at the first step
 that breaks a bound (or at --max-rate). The sustainable rate is the highest rate that held.
 
+--start-rate auto (the default) starts each target's ramp at half the rate it serves one request
+at a time: 0.5 / the median latency of its warm-up requests. That rate loads a one-worker server
+to about half, so the first step still shows its unqueued latency (the p95 ratio's reference),
+and the ramp skips the steps far below any saturation, which cost 20 s each and say nothing: a
+fast GPU server no longer climbs from 0.5/s, a 2-core lab saves 3-4 steps per instance.
+
 Prints a table (instance, profile, sustainable rate, p50/p95 at that rate, where it broke) and the
 ratio standby/primary (the lowest standby against the lowest primary; goal >= 1.0: a standby must
 carry the peak load alone). --json-out writes the figures (the drill's preflight reads them:
@@ -49,10 +55,23 @@ from tts_drill.corpus import Corpus  # noqa: E402
 from tts_drill.loadgen import LoadGenerator, _positive  # noqa: E402
 
 DEFAULTS = {
-    "start_rate": 0.5, "factor": 1.25, "max_rate": 20.0, "step_s": 20.0, "max_p95_ms": 2000.0,
+    "start_rate": "auto", "factor": 1.25, "max_rate": 20.0, "step_s": 20.0, "max_p95_ms": 2000.0,
     "max_p95_ratio": 0.0, "max_error_ratio": 0.0, "timeout": 10.0, "pause_s": 2.0, "warmup": 3, "max_steps": 16,
     "budget_s": 1500.0,
 }
+
+
+# The first rate when the warm-up had no ok answer to time (the ramp then says why it broke).
+AUTO_FALLBACK_RATE = 0.5
+
+
+def auto_start_rate(records, maximum):
+    """Half the rate one-at-a-time requests are served at: 0.5 / the median ok latency (s)."""
+    latencies = sorted(r["latency_ms"] for r in records if r["outcome"] == "ok" and r.get("latency_ms"))
+    if not latencies:
+        return AUTO_FALLBACK_RATE, None
+    median = percentile(latencies, 0.5)
+    return min(maximum, max(0.01, round(500.0 / median, 2))), round(median, 1)
 
 
 def rates(start, factor, maximum, max_steps):
@@ -135,12 +154,17 @@ class Ramp:
         name, profile, url = target["name"], target["profile"], target["url"]
         result = {**target, "sustainable_rate_per_s": None, "p50_ms": None, "p95_ms": None,
                   "broke_at_rate_per_s": None, "broke": None, "steps": [], "stopped_by": None,
-                  "max_p95_ms": args.max_p95_ms}
+                  "max_p95_ms": args.max_p95_ms, "start_rate_per_s": args.start_rate,
+                  "warmup_median_ms": None}
         if args.warmup:
             # Not judged: the first syntheses after a quiet spell can pay for cold caches of the OS.
-            run_step(url, 1.0, float(args.warmup), self.texts(args.warmup), args.timeout,
-                     workdir / f"{name}-warmup.jsonl", self.api)
-        for rate in rates(args.start_rate, args.factor, args.max_rate, args.max_steps):
+            _summary, warmup = run_step(url, 1.0, float(args.warmup), self.texts(args.warmup), args.timeout,
+                                        workdir / f"{name}-warmup.jsonl", self.api)
+            if args.start_rate == "auto":
+                result["start_rate_per_s"], result["warmup_median_ms"] = auto_start_rate(warmup, args.max_rate)
+                self.log(f"  {name} ({profile}) warm-up median {_fmt(result['warmup_median_ms'])} ms:"
+                         f" ramp from {result['start_rate_per_s']:g}/s")
+        for rate in rates(result["start_rate_per_s"], args.factor, args.max_rate, args.max_steps):
             # A step needs its own duration, the last requests' timeout and the pause after it.
             if time.monotonic() + args.step_s + args.timeout + args.pause_s > self.deadline:
                 result["stopped_by"] = "budget"
@@ -208,13 +232,30 @@ def table(report):
     b = report["bounds"]
     bounds = ", ".join(f"{r['name']}: {_fmt(r.get('max_p95_ms'))} ms" for r in report["instances"])
     lines.append(f"Load: realistic corpus (seed {report['corpus']['seed']}, 4-25 words, every text unique),"
-                 f" open loop straight to each instance, {b['step_s']:g} s per rate from {b['start_rate']:g}/s"
+                 f" open loop straight to each instance, {b['step_s']:g} s per rate from {_start(report)}"
                  f" x{b['factor']:g}; a rate holds with <= {b['max_error_ratio'] * 100:g} % failed and"
                  f" p95 <= {b['max_p95_ms']:g} ms"
                  + (f" or {b['max_p95_ratio']:g} x the first rate's p95 where more ({bounds})"
                     if b.get("max_p95_ratio") else "")
                  + f" (request timeout {b['timeout']:g} s).")
     return "\n".join(lines) + "\n"
+
+
+def _start(report):
+    """The ramp's first rate as the table's footnote gives it."""
+    if report["bounds"]["start_rate"] != "auto":
+        return f"{report['bounds']['start_rate']:g}/s"
+    firsts = ", ".join(f"{r['name']} {r['start_rate_per_s']:g}/s" for r in report["instances"])
+    return f"half the warm-up's one-at-a-time rate ({firsts})"
+
+
+def _start_rate(text):
+    if text == "auto":
+        return text
+    try:
+        return _positive(float)(text)
+    except (argparse.ArgumentTypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected auto or a rate > 0, got {text!r}") from None
 
 
 def _target(text):
@@ -229,8 +270,9 @@ def parser():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--target", type=_target, action="append", required=True, metavar="NAME:PROFILE:URL",
                     help="an instance's synthesis URL, straight (not through the VIP or a router); repeatable")
-    ap.add_argument("--start-rate", type=_positive(float), default=DEFAULTS["start_rate"],
-                    help="first rate, requests/s (default %(default)s)")
+    ap.add_argument("--start-rate", type=_start_rate, default=DEFAULTS["start_rate"],
+                    help="first rate, requests/s, or auto: half the rate the warm-up's requests were"
+                    " served at one at a time (default %(default)s)")
     ap.add_argument("--factor", type=float, default=DEFAULTS["factor"], help="rate multiplier per step"
                     " (default %(default)s)")
     ap.add_argument("--max-rate", type=_positive(float), default=DEFAULTS["max_rate"],
@@ -269,7 +311,9 @@ def main(argv=None):
         ap.error("--factor must be > 1")
     if not 0 <= args.max_error_ratio < 1:
         ap.error("--max-error-ratio must be in [0, 1)")
-    if args.start_rate > args.max_rate:
+    if args.start_rate == "auto" and args.warmup < 1:
+        ap.error("--start-rate auto needs --warmup >= 1 (the warm-up's latencies set the first rate)")
+    if args.start_rate != "auto" and args.start_rate > args.max_rate:
         ap.error("--start-rate must not exceed --max-rate")
     if args.seed is None:
         args.seed = time.time_ns() // 1_000_000 % 2**31

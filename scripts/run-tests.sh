@@ -1,36 +1,75 @@
 #!/usr/bin/env bash
 # `make test`: every stage runs even after a failure, so one run shows everything that is
 # broken; the last line is the summary CI reads. Arguments: the molecule scenarios.
+#
+# Two lanes at once, then the lab tests alone (docs/testing.md):
+#   checks lane: yamllint, ansible-lint, the unit tests (pytest -m "not lab");
+#   engine lane: the private pytest lab comes up with the reference deployment (tests/lab/boot.py);
+#   both lanes then take the molecule scenarios from one queue, the checks lane only once the lab
+#   is up (the lab's first site.yml writes the image archive that the scenarios read);
+#   last, the lab tests (pytest -m lab): their drills time failovers and load the 2 cores with
+#   speech, so nothing else runs beside them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-lock="flock /tmp/tts-ha-docker.lock"
-passed=0 failed=0 failures=()
 logs=$(mktemp -d)
+began=$SECONDS
+
+# The run uses the Docker engine from both lanes at once: it holds the engine lock for its whole
+# length (a user's `make lab` or a second `make test` waits) and tells the lab tests it does.
+exec 9>/tmp/tts-ha-docker.lock
+flock -w 3600 9 || { echo "the Docker engine lock (/tmp/tts-ha-docker.lock) stayed busy for an hour"; exit 1; }
+export TTS_HA_LOCK_HELD=1
 
 stage() {
   local name=$1; shift
   local start=$SECONDS
   echo "=== [$name] $*"
-  if "$@" 2>&1 | tee "$logs/$name.log"; then
-    passed=$((passed + 1)); echo "=== [$name] ok ($((SECONDS - start)) s)"
+  # Each line tagged with its stage: the two lanes' outputs interleave. fd 9 (the lock) stays here.
+  if "$@" 9>&- 2>&1 | tee "$logs/$name.log" | sed -u "s/^/[$name] /"; then
+    echo "$name ok $((SECONDS - start))" >> "$logs/results"; echo "=== [$name] ok ($((SECONDS - start)) s)"
   else
-    failed=$((failed + 1)); failures+=("$name"); echo "=== [$name] FAILED ($((SECONDS - start)) s)"
+    echo "$name FAILED $((SECONDS - start))" >> "$logs/results"; echo "=== [$name] FAILED ($((SECONDS - start)) s)"
   fi
 }
 
-stage yamllint yamllint --strict .
-stage ansible-lint ansible-lint --profile production
-stage pytest pytest
-for s in "$@"; do
-  stage "molecule:$s" $lock molecule test -s "$s"
-done
+printf '%s\n' "$@" > "$logs/queue"
+molecule_queue() {
+  local s
+  while :; do
+    s=$(flock "$logs/queue" sh -c 'head -n 1 "$1"; sed -i 1d "$1"' _ "$logs/queue")
+    [ -n "$s" ] || return 0
+    stage "molecule:$s" molecule test -s "$s"
+  done
+}
+
+(
+  stage yamllint yamllint --strict .
+  stage ansible-lint ansible-lint --profile production
+  stage unit pytest -m "not lab"
+  while [ ! -e "$logs/lab-booted" ]; do sleep 2; done
+  molecule_queue
+) &
+checks=$!
+(
+  stage lab-boot python tests/lab/boot.py
+  touch "$logs/lab-booted"
+  molecule_queue
+) &
+engine=$!
+wait $checks $engine
+echo "=== both lanes done after $((SECONDS - began)) s"
+stage lab pytest -m lab
 
 echo
 # CI shows only the tail of the output: repeat why each failed stage failed, briefly.
-for name in "${failures[@]}"; do
+failures=$(awk '$2 == "FAILED" {print $1}' "$logs/results")
+for name in $failures; do
   echo "--- why $name failed:"
   grep -E '^(FAILED |E  |ERROR )|fatal: |FAILED! =>|AssertionError' "$logs/$name.log" | cut -c1-200 | tail -n 8
 done
-[ $failed -eq 0 ] || echo "failed stages: ${failures[*]}"
+echo "stage times (s): $(awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $3}' "$logs/results")"
+echo "make test took $((SECONDS - began)) s"
+passed=$(grep -c ' ok ' "$logs/results"); failed=$(grep -c ' FAILED ' "$logs/results")
+[ "$failed" -eq 0 ] || echo "failed stages: $(echo $failures)"
 echo "stages: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+[ "$failed" -eq 0 ]

@@ -117,6 +117,32 @@ def test_ramp_finds_the_rate_a_one_worker_stand_in_sustains(one_worker, tmp_path
     assert "| tts-one | standby | 5 |" in (tmp_path / "capacity.md").read_text()
 
 
+def test_auto_start_is_half_the_one_at_a_time_rate(one_worker, tmp_path, capsys):
+    # One request at a time takes ~0.1 s here: half of that rate is ~5/s, the first step; the
+    # ramp then finds the same bound as a ramp from below (10/s saturates the one worker).
+    out = tmp_path / "capacity.json"
+    code = bench.main(["--target", f"tts-one:standby:{one_worker.url}", "--factor", "2", "--max-rate", "40",
+                       "--step-s", "2", "--max-p95-ms", "300", "--pause-s", "0.2", "--warmup", "3",
+                       "--timeout", "5", "--seed", "4", "--json-out", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    (result,) = report["instances"]
+    assert report["bounds"]["start_rate"] == "auto"
+    assert 100 <= result["warmup_median_ms"] < 160, result
+    assert result["start_rate_per_s"] == round(500 / result["warmup_median_ms"], 2)
+    assert result["steps"][0]["rate_per_s"] == result["start_rate_per_s"] and result["steps"][0]["held"]
+    assert result["sustainable_rate_per_s"] < 10 and result["stopped_by"] == "bound"
+    assert result["broke_at_rate_per_s"] == round(result["steps"][-2]["rate_per_s"] * 2, 2)
+    assert "half the warm-up's one-at-a-time rate (tts-one " in (tmp_path / "capacity.md").read_text()
+    assert "ramp from " in capsys.readouterr().err
+
+
+def test_auto_start_without_an_answer_falls_back_and_says_why(tmp_path):
+    assert bench.auto_start_rate([record("timeout")] * 3, 20) == (bench.AUTO_FALLBACK_RATE, None)
+    assert bench.auto_start_rate([record(latency_ms=ms) for ms in (900, 250, 200)], 20) == (2.0, 250.0)
+    assert bench.auto_start_rate([record(latency_ms=5)] * 3, 20) == (20, 5.0)  # at most --max-rate
+
+
 def test_an_instance_that_never_holds_exits_1(tmp_path, capsys):
     with SwitchableServer() as server:
         server.mode = "error500"
@@ -142,6 +168,9 @@ def test_budget_bounds_the_run(one_worker, tmp_path):
     (["--target", "a:b:ftp://x"], "expected NAME:PROFILE:URL"),
     (["--target", "a:b:http://127.0.0.1:9/tts", "--factor", "1"], "--factor must be > 1"),
     (["--target", "a:b:http://127.0.0.1:9/tts", "--start-rate", "5", "--max-rate", "2"], "must not exceed"),
+    (["--target", "a:b:http://127.0.0.1:9/tts", "--start-rate", "fast"], "expected auto or a rate > 0, got 'fast'"),
+    (["--target", "a:b:http://127.0.0.1:9/tts", "--start-rate", "0"], "expected auto or a rate > 0"),
+    (["--target", "a:b:http://127.0.0.1:9/tts", "--warmup", "0"], "--start-rate auto needs --warmup >= 1"),
 ])
 def test_bad_arguments_exit_2(capsys, argv, message):
     with pytest.raises(SystemExit) as exited:
