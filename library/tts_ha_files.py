@@ -110,8 +110,7 @@ ENTRY_SPEC = dict(
     owner=dict(type="str", default="root"),
     group=dict(type="str", default="root"),
 )
-
-
+ARGUMENT_SPEC = dict(files=dict(type="list", elements="dict", required=True, options=ENTRY_SPEC))
 
 
 def _read(path):
@@ -136,7 +135,7 @@ def _write(path, data):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(files=dict(type="list", elements="dict", required=True, options=ENTRY_SPEC)),
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     files, seen = [], {}

@@ -2,11 +2,12 @@
 # `make test`: every stage runs even after a failure, so one run shows everything that is
 # broken; the last line is the summary CI reads. Arguments: the molecule scenarios.
 #
-# Two lanes at once, then the lab tests alone (docs/testing.md):
-#   checks lane: yamllint, ansible-lint, the unit tests (pytest -m "not lab");
-#   engine lane: the private pytest lab comes up with the reference deployment (tests/lab/boot.py);
-#   both lanes then take the molecule scenarios from one queue, the checks lane only once the lab
-#   is up (the lab's first site.yml writes the image archive that the scenarios read);
+# Two lanes at once, then the lab tests alone (docs/measurements.md, "Tests"):
+#   checks lane: yamllint, ansible-lint, the unit tests (pytest -m "not lab"), then jobs from the queue;
+#   engine lane: jobs from the queue at once;
+#   the queue: the molecule scenarios, then the private pytest lab's bring-up with the reference
+#   deployment (tests/lab/boot.py) last: a lab that is up runs its probers' syntheses, CPU the
+#   other jobs need, so it comes up while the last scenario runs;
 #   last, the lab tests (pytest -m lab): their drills time failovers and load the 2 cores with
 #   speech, so nothing else runs beside them.
 set -uo pipefail
@@ -32,13 +33,16 @@ stage() {
   fi
 }
 
-printf '%s\n' "$@" > "$logs/queue"
-molecule_queue() {
-  local s
+printf '%s\n' "$@" lab-boot > "$logs/queue"
+run_queue() {
+  local job
   while :; do
-    s=$(flock "$logs/queue" sh -c 'head -n 1 "$1"; sed -i 1d "$1"' _ "$logs/queue")
-    [ -n "$s" ] || return 0
-    stage "molecule:$s" molecule test -s "$s"
+    job=$(flock "$logs/queue" sh -c 'head -n 1 "$1"; sed -i 1d "$1"' _ "$logs/queue")
+    case "$job" in
+      "") return 0 ;;
+      lab-boot) stage lab-boot python tests/lab/boot.py ;;
+      *) stage "molecule:$job" molecule test -s "$job" ;;
+    esac
   done
 }
 
@@ -46,15 +50,10 @@ molecule_queue() {
   stage yamllint yamllint --strict .
   stage ansible-lint ansible-lint --profile production
   stage unit pytest -m "not lab"
-  while [ ! -e "$logs/lab-booted" ]; do sleep 2; done
-  molecule_queue
+  run_queue
 ) &
 checks=$!
-(
-  stage lab-boot python tests/lab/boot.py
-  touch "$logs/lab-booted"
-  molecule_queue
-) &
+run_queue &
 engine=$!
 wait $checks $engine
 echo "=== both lanes done after $((SECONDS - began)) s"

@@ -4,10 +4,10 @@ import importlib.util
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
-from tts_drill_testlib import REPO, SINE, SwitchableServer
+from tts_drill_testlib import REPO, SINE, StandInHTTPServer, SwitchableServer
 
 spec = importlib.util.spec_from_file_location("bench_capacity", REPO / "benchmarks" / "bench_capacity.py")
 bench = importlib.util.module_from_spec(spec)
@@ -78,7 +78,7 @@ class OneWorker:
                 self.end_headers()
                 self.wfile.write(SINE)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = StandInHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/tts"

@@ -38,6 +38,14 @@ SILENCE = wav(amplitude=0)
 HTML = b"<!DOCTYPE html><html><body><h1>Service temporarily unavailable</h1></body></html>"
 
 
+class StandInHTTPServer(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: at the load tests' 50-100 requests/s a stand-in
+    # starved of CPU for a moment (the machine runs molecule beside the unit tests) drops SYNs, and
+    # the client times out on the stand-in's queue, not on what the test checks. Real servers
+    # (uvicorn, gunicorn) listen with 2048.
+    request_queue_size = 128
+
+
 class SwitchableServer:
     """Answers POSTs like a TTS instance; `mode` and `instance` may change while a load runs.
 
@@ -61,7 +69,7 @@ class SwitchableServer:
         return f"http://127.0.0.1:{self.port}/tts"
 
     def resume(self):
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self._httpd = StandInHTTPServer(("127.0.0.1", self.port), self._handler())
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
