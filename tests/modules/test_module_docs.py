@@ -17,8 +17,11 @@ MODULES = sorted(p.stem for p in (ROOT / "library").glob("*.py"))
 
 
 def load(name):
-    # The modules import the kit's module_utils as Ansible ships them to a host.
-    for util in (ROOT / "module_utils").glob("*.py"):
+    # The modules import the kit's module_utils as Ansible ships them to a host (and those import
+    # each other by their plain names, as on a host's path).
+    if str(ROOT / "module_utils") not in sys.path:
+        sys.path.insert(0, str(ROOT / "module_utils"))
+    for util in sorted((ROOT / "module_utils").glob("*.py")):
         if f"ansible.module_utils.{util.stem}" not in sys.modules:
             found = importlib.util.spec_from_file_location(f"ansible.module_utils.{util.stem}", util)
             sys.modules[found.name] = importlib.util.module_from_spec(found)

@@ -1,31 +1,13 @@
 """library/tts_ha_files.py run through Ansible for real: one call puts directories and files in
 place, a rerun changes nothing, drift is repaired, check mode writes nothing, bad lists are refused."""
-import json
 import os
 import stat
-import subprocess
-import sys
-from pathlib import Path
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from modules_testlib import run_task
 
 
 def run(tmp_path, files, *extra):
-    play = [{"hosts": "localhost", "gather_facts": False,
-             "tasks": [{"name": "files", "tts_ha_files": {"files": files}, "register": "r"},
-                       {"name": "result", "ansible.builtin.debug": {"var": "r"}}]}]
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
-    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                           "-e", json.dumps({"ansible_python_interpreter": sys.executable}),
-                           str(tmp_path / "play.yml"), *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    report = json.loads(proc.stdout)
-    return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return run_task(tmp_path, "tts_ha_files", {"files": files}, *extra)
 
 
 def entries(base):

@@ -1,31 +1,17 @@
 """library/tts_ha_host_state.py run through Ansible for real on this machine: it reads packages,
 users, systemd units, paths, patterns and first lines in one call, changes nothing (check mode
 too), and refuses a relative path by name."""
-import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from modules_testlib import run_task
 
 
 def run(tmp_path, args, *extra):
-    play = [{"hosts": "localhost", "gather_facts": False,
-             "tasks": [{"name": "state", "tts_ha_host_state": args, "register": "r"}]}]
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
-    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                           "-e", json.dumps({"ansible_python_interpreter": sys.executable}),
-                           str(tmp_path / "play.yml"), *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return run_task(tmp_path, "tts_ha_host_state", args, *extra)
 
 
 @pytest.mark.skipif(not shutil.which("dpkg-query") or not shutil.which("systemctl"), reason="needs dpkg and systemctl")
