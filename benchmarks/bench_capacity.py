@@ -20,7 +20,7 @@ first rate's p95 where that is more (saturation shows as queueing, not as the le
 synthesis: a slow machine's lone long sentence can take near 2 s); the ramp stops at the first step
 that breaks a bound (or at --max-rate). The sustainable rate is the highest rate that held.
 
---start-rate auto (the default) starts each target's ramp at half the rate it serves one request
+--start-rate auto starts each target's ramp at half the rate it serves one request
 at a time: 0.5 / the median latency of its warm-up requests. That rate loads a one-worker server
 to about half, so the first step still shows its unqueued latency (the p95 ratio's reference),
 and the ramp skips the steps far below any saturation, which cost 20 s each and say nothing: a
@@ -55,7 +55,7 @@ from tts_drill.corpus import Corpus  # noqa: E402
 from tts_drill.loadgen import LoadGenerator, _positive  # noqa: E402
 
 DEFAULTS = {
-    "start_rate": "auto", "factor": 1.25, "max_rate": 20.0, "step_s": 20.0, "max_p95_ms": 2000.0,
+    "start_rate": 0.5, "factor": 1.25, "max_rate": 20.0, "step_s": 20.0, "max_p95_ms": 2000.0,
     "max_p95_ratio": 0.0, "max_error_ratio": 0.0, "timeout": 10.0, "pause_s": 2.0, "warmup": 3, "max_steps": 16,
     "budget_s": 1500.0,
 }

@@ -121,7 +121,8 @@ def test_auto_start_is_half_the_one_at_a_time_rate(one_worker, tmp_path, capsys)
     # One request at a time takes ~0.1 s here: half of that rate is ~5/s, the first step; the
     # ramp then finds the same bound as a ramp from below (10/s saturates the one worker).
     out = tmp_path / "capacity.json"
-    code = bench.main(["--target", f"tts-one:standby:{one_worker.url}", "--factor", "2", "--max-rate", "40",
+    code = bench.main(["--target", f"tts-one:standby:{one_worker.url}", "--start-rate", "auto", "--factor", "2",
+                       "--max-rate", "40",
                        "--step-s", "2", "--max-p95-ms", "300", "--pause-s", "0.2", "--warmup", "3",
                        "--timeout", "5", "--seed", "4", "--json-out", str(out)])
     assert code == 0
@@ -170,7 +171,7 @@ def test_budget_bounds_the_run(one_worker, tmp_path):
     (["--target", "a:b:http://127.0.0.1:9/tts", "--start-rate", "5", "--max-rate", "2"], "must not exceed"),
     (["--target", "a:b:http://127.0.0.1:9/tts", "--start-rate", "fast"], "expected auto or a rate > 0, got 'fast'"),
     (["--target", "a:b:http://127.0.0.1:9/tts", "--start-rate", "0"], "expected auto or a rate > 0"),
-    (["--target", "a:b:http://127.0.0.1:9/tts", "--warmup", "0"], "--start-rate auto needs --warmup >= 1"),
+    (["--target", "a:b:http://127.0.0.1:9/tts", "--start-rate", "auto", "--warmup", "0"], "--start-rate auto needs --warmup >= 1"),
 ])
 def test_bad_arguments_exit_2(capsys, argv, message):
     with pytest.raises(SystemExit) as exited:
