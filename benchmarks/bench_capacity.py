@@ -20,11 +20,15 @@ first rate's p95 where that is more (saturation shows as queueing, not as the le
 synthesis: a slow machine's lone long sentence can take near 2 s); the ramp stops at the first step
 that breaks a bound (or at --max-rate). The sustainable rate is the highest rate that held.
 
---start-rate auto starts each target's ramp at half the rate it serves one request
-at a time: 0.5 / the median latency of its warm-up requests. That rate loads a one-worker server
-to about half, so the first step still shows its unqueued latency (the p95 ratio's reference),
-and the ramp skips the steps far below any saturation, which cost 20 s each and say nothing: a
-fast GPU server no longer climbs from 0.5/s, a 2-core lab saves 3-4 steps per instance.
+--start-rate auto (the default) enters the ramp of 0.5/s (0.5, 0.5 x factor, ...) at its highest
+rate at or below half the rate the target serves one request at a time (0.5 / the median latency
+of its warm-up requests). That rate loads a one-worker server to about half, so the first step
+still shows its unqueued latency (the p95 ratio's reference), and the ramp skips the steps far
+below any saturation, which cost 20 s each and say nothing: a fast GPU server no longer climbs
+from 0.5/s, a 2-core lab saves 3-4 steps per instance. The rates it tries are those a ramp from
+0.5/s tries, so both find the same sustainable rate (an earlier auto started at the half rate
+itself, off that grid: on the lab it held a rate 15 % above the grid's, and the drill rate half
+of it was more than a rolled-out pair could carry; docs/capacity.md).
 
 Prints a table (instance, profile, sustainable rate, p50/p95 at that rate, where it broke) and the
 ratio standby/primary (the lowest standby against the lowest primary; goal >= 1.0: a standby must
@@ -55,23 +59,30 @@ from tts_drill.corpus import Corpus  # noqa: E402
 from tts_drill.loadgen import LoadGenerator, _positive  # noqa: E402
 
 DEFAULTS = {
-    "start_rate": 0.5, "factor": 1.25, "max_rate": 20.0, "step_s": 20.0, "max_p95_ms": 2000.0,
+    "start_rate": "auto", "factor": 1.25, "max_rate": 20.0, "step_s": 20.0, "max_p95_ms": 2000.0,
     "max_p95_ratio": 0.0, "max_error_ratio": 0.0, "timeout": 10.0, "pause_s": 2.0, "warmup": 3, "max_steps": 16,
     "budget_s": 1500.0,
 }
 
 
-# The first rate when the warm-up had no ok answer to time (the ramp then says why it broke).
-AUTO_FALLBACK_RATE = 0.5
+# The ramp auto enters (and its first rate when the warm-up had no ok answer to time: the ramp
+# then says why it broke).
+AUTO_GRID_BASE = 0.5
 
 
-def auto_start_rate(records, maximum):
-    """Half the rate one-at-a-time requests are served at: 0.5 / the median ok latency (s)."""
+def auto_start_rate(records, maximum, factor):
+    """The first rate of an auto ramp and the warm-up's median ok latency (ms): the highest rate
+    of the ramp AUTO_GRID_BASE x factor^k (k may be negative) at or below half the rate
+    one-at-a-time requests are served at (0.5 / the median latency, s), and at most `maximum`.
+    Not rounded: rates() rounds each rate of the ramp as a ramp from AUTO_GRID_BASE does."""
     latencies = [r["latency_ms"] for r in records if r["outcome"] == "ok" and r.get("latency_ms")]
     if not latencies:
-        return AUTO_FALLBACK_RATE, None
+        return AUTO_GRID_BASE, None
     median = percentile(latencies, 0.5)
-    return min(maximum, max(0.01, round(500.0 / median, 2))), round(median, 1)
+    half = min(maximum, 500.0 / median)
+    # The small epsilon keeps a half rate that is a grid rate itself (up to float error) on it.
+    k = math.floor(math.log(half / AUTO_GRID_BASE) / math.log(factor) + 1e-9)
+    return max(0.01, AUTO_GRID_BASE * factor ** k), round(median, 1)
 
 
 def rates(start, factor, maximum, max_steps):
@@ -156,15 +167,17 @@ class Ramp:
                   "broke_at_rate_per_s": None, "broke": None, "steps": [], "stopped_by": None,
                   "max_p95_ms": args.max_p95_ms, "start_rate_per_s": args.start_rate,
                   "warmup_median_ms": None}
+        start = args.start_rate  # auto needs a warm-up (main() refuses it without one)
         if args.warmup:
             # Not judged: the first syntheses after a quiet spell can pay for cold caches of the OS.
             _summary, warmup = run_step(url, 1.0, float(args.warmup), self.texts(args.warmup), args.timeout,
                                         workdir / f"{name}-warmup.jsonl", self.api)
             if args.start_rate == "auto":
-                result["start_rate_per_s"], result["warmup_median_ms"] = auto_start_rate(warmup, args.max_rate)
+                start, result["warmup_median_ms"] = auto_start_rate(warmup, args.max_rate, args.factor)
+                result["start_rate_per_s"] = round(start, 2)
                 self.log(f"  {name} ({profile}) warm-up median {_fmt(result['warmup_median_ms'])} ms:"
                          f" ramp from {result['start_rate_per_s']:g}/s")
-        for rate in rates(result["start_rate_per_s"], args.factor, args.max_rate, args.max_steps):
+        for rate in rates(start, args.factor, args.max_rate, args.max_steps):
             # A step needs its own duration, the last requests' timeout and the pause after it.
             if time.monotonic() + args.step_s + args.timeout + args.pause_s > self.deadline:
                 result["stopped_by"] = "budget"
@@ -246,7 +259,8 @@ def _start(report):
     if report["bounds"]["start_rate"] != "auto":
         return f"{report['bounds']['start_rate']:g}/s"
     firsts = ", ".join(f"{r['name']} {r['start_rate_per_s']:g}/s" for r in report["instances"])
-    return f"half the warm-up's one-at-a-time rate ({firsts})"
+    return (f"the {AUTO_GRID_BASE:g}/s ramp's highest rate at or below half the warm-up's one-at-a-time"
+            f" rate ({firsts})")
 
 
 def _start_rate(text):

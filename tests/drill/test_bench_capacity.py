@@ -117,9 +117,10 @@ def test_ramp_finds_the_rate_a_one_worker_stand_in_sustains(one_worker, tmp_path
     assert "| tts-one | standby | 5 |" in (tmp_path / "capacity.md").read_text()
 
 
-def test_auto_start_is_half_the_one_at_a_time_rate(one_worker, tmp_path, capsys):
-    # One request at a time takes ~0.1 s here: half of that rate is ~5/s, the first step; the
-    # ramp then finds the same bound as a ramp from below (10/s saturates the one worker).
+def test_auto_start_enters_the_default_ramp_below_half_the_one_at_a_time_rate(one_worker, tmp_path, capsys):
+    # One request at a time takes ~0.1 s here: half of that rate is ~4-5/s, and the 0.5/s ramp x2
+    # (0.5, 1, 2, 4, 8, 16) is entered at 4/s (2/s on a slower run); the ramp then breaks where a
+    # ramp from 0.5/s breaks (16/s saturates the one worker, 8/s may already break p95).
     out = tmp_path / "capacity.json"
     code = bench.main(["--target", f"tts-one:standby:{one_worker.url}", "--start-rate", "auto", "--factor", "2",
                        "--max-rate", "40",
@@ -130,18 +131,26 @@ def test_auto_start_is_half_the_one_at_a_time_rate(one_worker, tmp_path, capsys)
     (result,) = report["instances"]
     assert report["bounds"]["start_rate"] == "auto"
     assert 100 <= result["warmup_median_ms"] < 160, result
-    assert result["start_rate_per_s"] == round(500 / result["warmup_median_ms"], 2)
-    assert result["steps"][0]["rate_per_s"] == result["start_rate_per_s"] and result["steps"][0]["held"]
+    start = 4 if 500 / result["warmup_median_ms"] >= 4 else 2
+    assert result["start_rate_per_s"] == start
+    assert [s["rate_per_s"] for s in result["steps"]][:2] == [start, start * 2] and result["steps"][0]["held"]
     assert result["sustainable_rate_per_s"] < 10 and result["stopped_by"] == "bound"
     assert result["broke_at_rate_per_s"] == round(result["steps"][-2]["rate_per_s"] * 2, 2)
-    assert "half the warm-up's one-at-a-time rate (tts-one " in (tmp_path / "capacity.md").read_text()
-    assert "ramp from " in capsys.readouterr().err
+    assert f"highest rate at or below half the warm-up's one-at-a-time rate (tts-one {start:g}/s)" in (
+        tmp_path / "capacity.md").read_text()
+    assert f"ramp from {start:g}/s" in capsys.readouterr().err
 
 
-def test_auto_start_without_an_answer_falls_back_and_says_why(tmp_path):
-    assert bench.auto_start_rate([record("timeout")] * 3, 20) == (bench.AUTO_FALLBACK_RATE, None)
-    assert bench.auto_start_rate([record(latency_ms=ms) for ms in (900, 250, 200)], 20) == (2.0, 250.0)
-    assert bench.auto_start_rate([record(latency_ms=5)] * 3, 20) == (20, 5.0)  # at most --max-rate
+def test_auto_start_stays_on_the_default_ramp_and_falls_back_without_an_answer():
+    assert bench.auto_start_rate([record("timeout")] * 3, 20, 1.25) == (bench.AUTO_GRID_BASE, None)
+    # 250 ms: half the one-at-a-time rate is 2/s; the 0.5/s x1.25 ramp has 1.91 below it.
+    start, median = bench.auto_start_rate([record(latency_ms=ms) for ms in (900, 250, 200)], 20, 1.25)
+    assert median == 250.0 and bench.rates(start, 1.25, 20, 3) == [1.91, 2.38, 2.98]
+    assert bench.rates(start, 1.25, 20, 3) == bench.rates(0.5, 1.25, 20, 16)[6:9]
+    # a half rate on the ramp is its first rate; below 0.5/s the ramp goes on down
+    assert bench.auto_start_rate([record(latency_ms=250)], 20, 2) == (2.0, 250.0)
+    assert bench.auto_start_rate([record(latency_ms=1500)], 20, 2) == (0.25, 1500.0)
+    assert bench.auto_start_rate([record(latency_ms=5)] * 3, 20, 2) == (16, 5.0)  # at most --max-rate
 
 
 def test_an_instance_that_never_holds_exits_1(tmp_path, capsys):
