@@ -20,6 +20,8 @@ began=$SECONDS
 exec 9>/tmp/tts-ha-docker.lock
 flock -w 3600 9 || { echo "the Docker engine lock (/tmp/tts-ha-docker.lock) stayed busy for an hour"; exit 1; }
 export TTS_HA_LOCK_HELD=1
+# The lab bring-up's results, for the lab tests' fixtures (tests/lab/boot.py).
+export TTS_HA_LAB_BOOT_FILE="$logs/lab-boot.json"
 
 stage() {
   local name=$1; shift
@@ -57,7 +59,7 @@ run_queue &
 engine=$!
 wait $checks $engine
 echo "=== both lanes done after $((SECONDS - began)) s"
-stage lab pytest -m lab
+stage lab pytest -m lab --durations=40
 
 echo
 # CI shows only the tail of the output: repeat why each failed stage failed, briefly.

@@ -62,6 +62,11 @@ def test_failback_refused_when_primary_is_not_healthy(deployed):
     # The silent primary failed its track script, so the VIP went to the standby: bring it back.
     rc, out, _ = playbook("failback.yml", extra_vars=deployed, timeout=600)
     assert rc == 0, why(out)
+    assert vip_holders() == [f"{LAB_NAME}-node1"]
+    # Once home, a failback has nothing to do and changes nothing.
+    rc, out, recap = playbook("failback.yml", extra_vars=deployed, timeout=600)
+    assert rc == 0 and "nothing to fail back" in out, why(out)
+    assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), recap
 
 
 def test_a_killed_prober_costs_nothing(deployed):
