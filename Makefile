@@ -14,8 +14,9 @@ LOCK      := flock /tmp/tts-ha-docker.lock
 # them from here (molecule interpolates ${TTS_HA_NODE_CAPABILITIES} in molecule.yml).
 export TTS_HA_NODE_CAPABILITIES = [$(shell awk '/^lab_node_capabilities:/{f=1;next} f&&/^  - /{printf "%s%s",(n++?", ":""),$$2;next} f{exit}' roles/lab/vars/main.yml)]
 # ha_pair repeats on its own two nodes what make test's pytest lab covers (tests/lab: the drills
-# and test_vrrp_faults): run it with `make molecule SCENARIOS=ha_pair`.
-EXTRA_SCENARIOS := ha_pair
+# and test_vrrp_faults); tts_service deploys what single_host deploys (both profiles on one node),
+# and single_host runs its tests too. Run them with `make molecule SCENARIOS="ha_pair tts_service"`.
+EXTRA_SCENARIOS := ha_pair tts_service
 SCENARIOS ?= $(filter-out $(EXTRA_SCENARIOS),$(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))))
 
 .PHONY: help deps venv collections engine images lab lab-down lint pytest molecule test bench bench-site drills clean

@@ -1,6 +1,7 @@
 """Every module of library/: ansible-doc renders it, and its DOCUMENTATION mirrors ARGUMENT_SPEC
 (options, suboptions, types, defaults, required, elements, choices), with EXAMPLES and RETURN that
-parse. (tts_synthesis_check has a fuller test of its own: tests/probe/test_probe_module.py.)"""
+parse. (What only tts_synthesis_check has, mutually exclusive options, is checked in
+tests/probe/test_probe_module.py.)"""
 import importlib.util
 import os
 import re
@@ -60,4 +61,8 @@ def test_ansible_doc_renders(name, tmp_path):
                           capture_output=True, text=True, timeout=120)
     # ansible-doc exits 0 even when it cannot parse the documentation: read what it says.
     assert proc.returncode == 0 and "ERROR" not in proc.stderr, proc.stderr
-    assert f"MODULE {name}" in re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)
+    assert f"MODULE {name}" in text
+    for option in load(name).ARGUMENT_SPEC:
+        # Options are listed as "= name" (required), "- name" or indented, by terminal type.
+        assert re.search(rf"^\W*{option}\s", text, re.MULTILINE), f"{name}: {option} not rendered"
