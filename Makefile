@@ -23,7 +23,7 @@ SCENARIOS ?= $(filter-out $(EXTRA_SCENARIOS),$(sort $(notdir $(patsubst %/molecu
 
 help:
 	@echo "make lab       bring up the embedded lab and deploy site.yml on it"
-	@echo "make test      yamllint + ansible-lint + pytest + every molecule scenario"
+	@echo "make test      yamllint + ansible-lint + pytest + the molecule scenarios but $(EXTRA_SCENARIOS)"
 	@echo "make lab-down  remove every container, network and volume the lab created"
 	@echo "make bench     print the benchmarks' figures"
 	@echo "make bench-site  time a site.yml rerun with nothing to change on the lab (FRESH=1: also make lab)"

@@ -78,12 +78,17 @@ def lab_objects():
     return found
 
 
+def boot_file():
+    """Where tests/lab/boot.py leaves its results for the fixtures (set by scripts/run-tests.sh)."""
+    return os.environ.get("TTS_HA_LAB_BOOT_FILE")
+
+
 def booted(name):
     """What tests/lab/boot.py's run of this playbook gave, when make test ran it ahead of the lab
     tests (TTS_HA_LAB_BOOT_FILE, a file of that run only) and it passed; else None and the
     fixture runs the playbook itself. Its run is the first one on the private lab, so the
     fixtures' results (and the idempotence test's second run after them) stay what they were."""
-    path = os.environ.get("TTS_HA_LAB_BOOT_FILE")
+    path = boot_file()
     if not path or not Path(path).is_file():
         return None
     result = json.loads(Path(path).read_text()).get(name)
